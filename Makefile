@@ -1,0 +1,71 @@
+# mountsync developer entry points.
+#   make demo   mount an embedded loopback S3 bucket (DEMO_DIR=path; Ctrl-C unmounts)
+#   make test   run the test suite (TESTS=path, PYTEST_ARGS='-k x -x')
+#   make lint   byte-compile + ruff
+#   make clean  remove .venv and caches
+# `setup` (used by the others) installs what is missing: Debian packages
+# fuse3 libfuse3-dev pkg-config s3fs (as root), and a .venv with the package.
+
+SHELL        := /bin/bash
+PYTHON       ?= python3
+VENV         := .venv
+VPY          := $(VENV)/bin/python
+STAMP        := $(VENV)/.stamp
+FUSE_PKGS    := fuse3 libfuse3-dev pkg-config
+RUFF_VERSION := 0.17.5
+TESTS        ?= tests
+PYTEST_ARGS  ?=
+DEMO_DIR     ?=
+
+# CI=true reaches the tests (make passes the environment on anyway).
+ifeq ($(CI),true)
+export CI
+endif
+
+.PHONY: setup sysdeps test demo lint clean
+
+setup: sysdeps $(STAMP)
+
+# System packages: only touched when something is missing.
+sysdeps:
+	@missing=""; \
+	if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists fuse3 \
+	   || ! command -v fusermount3 >/dev/null 2>&1; then missing="$(FUSE_PKGS)"; fi; \
+	command -v s3fs >/dev/null 2>&1 || missing="$$missing s3fs"; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "mountsync setup: missing system packages; as root run: apt-get install -y $$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "mountsync setup: installing $$missing"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
+# The venv and an editable install; redone when pyproject.toml or
+# constraints.txt change (or the venv is gone or broken).
+$(STAMP): pyproject.toml constraints.txt | sysdeps
+	@if ! $(VPY) -c 'import sys' >/dev/null 2>&1; then \
+	  echo "mountsync setup: creating $(VENV) with $$(command -v $(PYTHON))"; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	fi
+	$(VPY) -m pip install -c constraints.txt -e '.[test]'
+	@touch $@
+
+test: setup
+	$(VPY) -m pytest -q $(TESTS) $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/mountsync demo $(DEMO_DIR)
+
+lint: setup
+	$(VPY) -m compileall -q mountsync tests
+	@if [ "$$($(VENV)/bin/ruff --version 2>/dev/null)" != "ruff $(RUFF_VERSION)" ]; then \
+	  $(VPY) -m pip install -q "ruff==$(RUFF_VERSION)" \
+	    || echo "mountsync lint: could not install ruff $(RUFF_VERSION); skipping ruff" >&2; \
+	fi
+	@if [ -x $(VENV)/bin/ruff ]; then echo "$(VENV)/bin/ruff check mountsync tests"; \
+	  $(VENV)/bin/ruff check mountsync tests; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -1,0 +1,395 @@
+"""An in-memory bucket with real S3 semantics, for tests and the model checker.
+
+What it imitates (and the conformance suite checks against moto):
+
+- ETag: hex MD5 of the body for PUT and copy; ``md5(concat(part md5s))-N`` for
+  a completed multipart upload. No quotes.
+- Conditions: ``If-None-Match: *`` on an existing key → PreconditionFailedError;
+  ``If-Match`` with another ETag → PreconditionFailedError; ``If-Match`` on a
+  missing key → NotFoundError (as S3 and moto answer 404 there). ``"*"`` as
+  ``if_match`` means "any existing object".
+- Ranged GET: ``[start, end)`` clipped at the object's end; a range starting at
+  or past the end returns ``b""`` (S3 answers 416, which S3Store maps to the same).
+  An empty range (``end <= start``) is answered like a HEAD and counted as "head".
+- Listing: keys in code-point order (which equals UTF-8 byte order, S3's order),
+  common prefixes collapsed and counted against ``max_keys`` (capped at 1000, as
+  S3), an opaque continuation token.
+- Multipart uploads are tracked until completed or aborted; part sizes are not
+  checked (S3 and moto want 5 MiB for every part but the last). A failed
+  condition on complete leaves the upload in place; the caller aborts it.
+- Deleting a missing key succeeds; ``delete`` with ``if_match`` on a missing
+  key → NotFoundError (as moto).
+- ``bucket_exists=False`` makes every call raise BucketNotFoundError.
+
+Locking: one ``threading.Lock`` (``self._lock``) guards all bucket state
+(``_objects``, ``_keys``, ``_uploads``). It is held for the whole of each
+operation, never while calling out of this module, so operations are atomic
+with respect to each other. ``stats`` has its own lock (``StoreStats``); it is
+updated outside ``self._lock``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .base import (
+    Body,
+    BucketNotFoundError,
+    InvalidRequestError,
+    ListPage,
+    MultipartUpload,
+    NotFoundError,
+    ObjectInfo,
+    PreconditionFailedError,
+    PutResult,
+    StoreStats,
+)
+
+MAX_LIST_KEYS = 1000
+MAX_DELETE_KEYS = 1000
+
+
+@dataclass
+class _Object:
+    data: bytes
+    etag: str
+    last_modified: float
+    metadata: dict[str, str]
+
+
+@dataclass
+class _Upload:
+    key: str
+    metadata: dict[str, str]
+    initiated: float
+    parts: dict[int, tuple[str, bytes]] = field(default_factory=dict)  # number → (etag, data)
+
+
+def _read_body(body: Body) -> bytes:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    data = body.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("body must be bytes or a binary file object")
+    return bytes(data)
+
+
+def _norm_etag(etag: str) -> str:
+    return etag.strip().strip('"')
+
+
+def _norm_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in (metadata or {}).items()}
+
+
+def _after(key: str) -> str:
+    """The smallest string greater than ``key``."""
+    return key + "\0"
+
+
+def _after_prefix(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class MemoryStore:
+    """An ObjectStore kept in a dict. Thread-safe; see the module docstring."""
+
+    def __init__(self, bucket: str = "memory-bucket", *, bucket_exists: bool = True) -> None:
+        self.bucket = bucket
+        self.bucket_exists = bucket_exists
+        self.stats = StoreStats()
+        self._lock = threading.Lock()
+        self._objects: dict[str, _Object] = {}  # guarded by _lock
+        self._keys: list[str] = []  # sorted keys of _objects; guarded by _lock
+        self._uploads: dict[str, _Upload] = {}  # guarded by _lock
+        self._upload_ids = itertools.count(1)  # guarded by _lock
+
+    # ------------------------------------------------------------ helpers
+
+    def describe(self) -> str:
+        return f"memory://{self.bucket}"
+
+    def _check_bucket_locked(self) -> None:
+        if not self.bucket_exists:
+            raise BucketNotFoundError(f"bucket {self.bucket!r} does not exist", code="NoSuchBucket")
+
+    def _store_locked(self, key: str, obj: _Object) -> None:
+        if key not in self._objects:
+            if not self._keys or key > self._keys[-1]:
+                self._keys.append(key)
+            else:
+                bisect.insort(self._keys, key)
+        self._objects[key] = obj
+
+    def _remove_locked(self, key: str) -> None:
+        if self._objects.pop(key, None) is not None:
+            i = bisect.bisect_left(self._keys, key)
+            del self._keys[i]
+
+    def _check_conditions_locked(
+        self, key: str, if_match: str | None, if_none_match: bool
+    ) -> None:
+        current = self._objects.get(key)
+        if if_none_match and current is not None:
+            raise PreconditionFailedError(
+                f"{key!r} exists (If-None-Match)", code="PreconditionFailed"
+            )
+        if if_match is not None:
+            if current is None:
+                raise NotFoundError(f"{key!r} does not exist (If-Match)", code="NoSuchKey")
+            wanted = _norm_etag(if_match)
+            if wanted != "*" and wanted != current.etag:
+                raise PreconditionFailedError(
+                    f"{key!r} has ETag {current.etag}, not {wanted} (If-Match)",
+                    code="PreconditionFailed",
+                )
+
+    @staticmethod
+    def _info(key: str, obj: _Object, with_metadata: bool) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=len(obj.data),
+            etag=obj.etag,
+            last_modified=obj.last_modified,
+            metadata=dict(obj.metadata) if with_metadata else None,
+        )
+
+    # --------------------------------------------------------- operations
+
+    def check_bucket(self) -> None:
+        self.stats.count("check_bucket")
+        with self._lock:
+            self._check_bucket_locked()
+
+    def list_page(
+        self,
+        prefix: str,
+        delimiter: str | None = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        self.stats.count("list")
+        limit = min(max_keys, MAX_LIST_KEYS)
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        with self._lock:
+            self._check_bucket_locked()
+            if limit <= 0:
+                return ListPage([], [], None)
+            start = prefix if token is None else max(prefix, token)
+            i = bisect.bisect_left(self._keys, start)
+            keys = self._keys
+            next_token: str | None = None
+            while i < len(keys) and keys[i].startswith(prefix):
+                if len(objects) + len(prefixes) >= limit:
+                    # One more item exists: the page is truncated here.
+                    next_token = resume
+                    break
+                key = keys[i]
+                cut = key.find(delimiter, len(prefix)) if delimiter else -1
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    prefixes.append(common)
+                    resume = _after_prefix(common)
+                    i = bisect.bisect_left(keys, resume, i)
+                else:
+                    objects.append(self._info(key, self._objects[key], False))
+                    resume = _after(key)
+                    i += 1
+        return ListPage(objects, prefixes, next_token)
+
+    def head(self, key: str) -> ObjectInfo:
+        self.stats.count("head")
+        with self._lock:
+            self._check_bucket_locked()
+            obj = self._objects.get(key)
+            if obj is None:
+                raise NotFoundError(f"{key!r} does not exist", code="NoSuchKey")
+            return self._info(key, obj, True)
+
+    def get(
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        if_match: str | None = None,
+    ) -> bytes:
+        if start < 0 or (end is not None and end < 0):
+            raise InvalidRequestError(f"bad range [{start}, {end})", code="InvalidArgument")
+        empty_range = end is not None and end <= start
+        data = b""
+        try:
+            with self._lock:
+                self._check_bucket_locked()
+                obj = self._objects.get(key)
+                if obj is None:
+                    raise NotFoundError(f"{key!r} does not exist", code="NoSuchKey")
+                if if_match is not None:
+                    self._check_conditions_locked(key, if_match, False)
+                if not empty_range:
+                    data = obj.data[start:end]
+        finally:
+            if empty_range:
+                self.stats.count("head")
+            else:
+                self.stats.count("get", down=len(data))
+        return data
+
+    def put(
+        self,
+        key: str,
+        body: Body,
+        metadata: dict[str, str] | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> PutResult:
+        data = _read_body(body)
+        self.stats.count("put", up=len(data))
+        etag = hashlib.md5(data).hexdigest()
+        with self._lock:
+            self._check_bucket_locked()
+            self._check_conditions_locked(key, if_match, if_none_match)
+            self._store_locked(key, _Object(data, etag, time.time(), _norm_metadata(metadata)))
+        return PutResult(etag=etag)
+
+    def create_multipart(self, key: str, metadata: dict[str, str] | None = None) -> str:
+        self.stats.count("create_multipart")
+        with self._lock:
+            self._check_bucket_locked()
+            upload_id = f"mem-upload-{next(self._upload_ids)}"
+            self._uploads[upload_id] = _Upload(key, _norm_metadata(metadata), time.time())
+        return upload_id
+
+    def _upload_locked(self, key: str, upload_id: str) -> _Upload:
+        self._check_bucket_locked()
+        upload = self._uploads.get(upload_id)
+        if upload is None or upload.key != key:
+            raise NotFoundError(f"no upload {upload_id!r} for {key!r}", code="NoSuchUpload")
+        return upload
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
+        data = _read_body(body)
+        self.stats.count("upload_part", up=len(data))
+        if not 1 <= part_number <= 10000:
+            raise InvalidRequestError(f"part number {part_number} out of range", code="InvalidArgument")
+        etag = hashlib.md5(data).hexdigest()
+        with self._lock:
+            upload = self._upload_locked(key, upload_id)
+            upload.parts[part_number] = (etag, data)
+        return etag
+
+    def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> PutResult:
+        self.stats.count("complete_multipart")
+        with self._lock:
+            upload = self._upload_locked(key, upload_id)
+            if not parts:
+                raise InvalidRequestError("no parts given", code="MalformedXML")
+            numbers = [n for n, _ in parts]
+            if numbers != sorted(set(numbers)):
+                raise InvalidRequestError("parts not in ascending order", code="InvalidPartOrder")
+            chunks: list[bytes] = []
+            digests: list[bytes] = []
+            for number, etag in parts:
+                stored = upload.parts.get(number)
+                if stored is None or stored[0] != _norm_etag(etag):
+                    raise InvalidRequestError(f"part {number} not found or ETag differs", code="InvalidPart")
+                digests.append(bytes.fromhex(stored[0]))
+                chunks.append(stored[1])
+            self._check_conditions_locked(key, if_match, if_none_match)
+            etag = f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(parts)}"
+            self._store_locked(key, _Object(b"".join(chunks), etag, time.time(), upload.metadata))
+            del self._uploads[upload_id]
+        return PutResult(etag=etag)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self.stats.count("abort_multipart")
+        with self._lock:
+            self._upload_locked(key, upload_id)
+            del self._uploads[upload_id]
+
+    def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUpload]:
+        self.stats.count("list_multipart_uploads")
+        with self._lock:
+            self._check_bucket_locked()
+            found = [
+                MultipartUpload(key=u.key, upload_id=uid, initiated=u.initiated)
+                for uid, u in self._uploads.items()
+                if u.key.startswith(prefix)
+            ]
+        found.sort(key=lambda u: (u.key, u.initiated))
+        return found
+
+    def copy(
+        self,
+        src_key: str,
+        dst_key: str,
+        metadata: dict[str, str] | None = None,
+        *,
+        if_match: str | None = None,
+    ) -> PutResult:
+        self.stats.count("copy")
+        with self._lock:
+            self._check_bucket_locked()
+            src = self._objects.get(src_key)
+            if src is None:
+                raise NotFoundError(f"{src_key!r} does not exist", code="NoSuchKey")
+            if if_match is not None and _norm_etag(if_match) not in ("*", src.etag):
+                raise PreconditionFailedError(
+                    f"{src_key!r} has ETag {src.etag}, not {_norm_etag(if_match)}",
+                    code="PreconditionFailed",
+                )
+            if src_key == dst_key and metadata is None:
+                raise InvalidRequestError("copy of an object onto itself without changes", code="InvalidRequest")
+            new_meta = dict(src.metadata) if metadata is None else _norm_metadata(metadata)
+            etag = hashlib.md5(src.data).hexdigest()
+            self._store_locked(dst_key, _Object(src.data, etag, time.time(), new_meta))
+        return PutResult(etag=etag)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        self.stats.count("delete")
+        with self._lock:
+            self._check_bucket_locked()
+            if if_match is not None:
+                self._check_conditions_locked(key, if_match, False)
+            self._remove_locked(key)
+
+    def delete_many(self, keys: list[str]) -> list[str]:
+        for i in range(0, len(keys), MAX_DELETE_KEYS):
+            self.stats.count("delete_many")
+            with self._lock:
+                self._check_bucket_locked()
+                for key in keys[i : i + MAX_DELETE_KEYS]:
+                    self._remove_locked(key)
+        return []
+
+    # ------------------------------------------------------- test helpers
+
+    def objects(self) -> dict[str, bytes]:
+        """Snapshot: key → body of every object."""
+        with self._lock:
+            return {k: o.data for k, o in self._objects.items()}
+
+    def metadata_of(self, key: str) -> dict[str, str]:
+        """A copy of ``key``'s user metadata; KeyError if the key does not exist."""
+        with self._lock:
+            return dict(self._objects[key].metadata)
+
+    def etag_of(self, key: str) -> str:
+        """``key``'s ETag; KeyError if the key does not exist."""
+        with self._lock:
+            return self._objects[key].etag

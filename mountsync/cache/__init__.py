@@ -1,0 +1,1 @@
+"""The on-disk cache: data files named by internal ids, and the durable journal."""

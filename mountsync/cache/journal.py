@@ -1,0 +1,298 @@
+"""The durable journal: per-path cache state and pending remote operations (sqlite3).
+
+Tables
+------
+``entries``: one row per path the cache knows locally (a cached clean file, a
+locally created or modified file, a directory made with mkdir, a symlink).
+``id`` doubles as the name of the entry's data file, so object keys never name
+cache files. Columns:
+
+- ``base_etag``/``base_version``: the remote version the local copy is based
+  on; ``NULL`` means "did not exist in the bucket".
+- ``dirty_gen`` / ``uploaded_gen``: a local change bumps ``dirty_gen``; an
+  upload that sent generation *g* sets ``uploaded_gen = g``. The entry has a
+  pending upload exactly when ``dirty_gen > uploaded_gen``.
+- ``meta_only``: the pending change touches metadata only (self-copy suffices).
+- ``complete``: the data file holds the whole content; ``ranges`` (JSON) lists
+  the byte ranges present when it does not.
+- ``error``/``attempts``/``next_attempt``: the reconciler's retry state.
+- ``mpu_id``: a multipart upload in flight, so a restart can abort it.
+
+``tombstones``: paths whose remote object must be deleted (``kind`` says file
+or directory marker), with the ETag the delete is conditional on. A tombstone
+hides the path from listings until the delete is done.
+
+Concurrency: a ``Journal`` is used only from the trio thread; each public
+method is one transaction, so a method call is atomic with respect to other
+tasks (there is no ``await`` inside). Durability: WAL with
+``synchronous=NORMAL`` survives a process crash at every commit;
+``make_durable()`` checkpoints with fsync for power-loss durability (fsync(2)).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field, fields
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    kind INTEGER NOT NULL,
+    base_etag TEXT,
+    base_version TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    mode INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    target TEXT,
+    dirty_gen INTEGER NOT NULL DEFAULT 0,
+    uploaded_gen INTEGER NOT NULL DEFAULT 0,
+    meta_only INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 0,
+    ranges TEXT,
+    last_used REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    mpu_id TEXT
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    path TEXT PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    base_etag TEXT,
+    created REAL NOT NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+@dataclass
+class Entry:
+    """One row of ``entries``. Mutate, then ``Journal.save``."""
+
+    path: str
+    kind: int
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    size: int = 0
+    base_etag: str | None = None
+    base_version: str | None = None
+    target: str | None = None
+    dirty_gen: int = 0
+    uploaded_gen: int = 0
+    meta_only: bool = False
+    complete: bool = False
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    last_used: float = 0.0
+    error: str | None = None
+    attempts: int = 0
+    next_attempt: float = 0.0
+    mpu_id: str | None = None
+    id: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.dirty_gen > self.uploaded_gen
+
+    @property
+    def remote_exists(self) -> bool:
+        return self.base_etag is not None
+
+
+@dataclass
+class Tombstone:
+    path: str
+    kind: int
+    base_etag: str | None
+    created: float
+    error: str | None = None
+    attempts: int = 0
+    next_attempt: float = 0.0
+
+
+_ENTRY_COLS = [f.name for f in fields(Entry) if f.name != "id"]
+_TOMB_COLS = [f.name for f in fields(Tombstone)]
+
+
+def _row_to_entry(row: sqlite3.Row) -> Entry:
+    d = dict(row)
+    d["ranges"] = [tuple(r) for r in json.loads(d["ranges"])] if d["ranges"] else []
+    d["meta_only"] = bool(d["meta_only"])
+    d["complete"] = bool(d["complete"])
+    return Entry(**d)
+
+
+class Journal:
+    """sqlite3-backed journal. Trio-thread only; every method is one transaction."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        fresh = not os.path.exists(path)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if fresh:
+            os.chmod(path, 0o600)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def make_durable(self) -> None:
+        """Force everything committed so far to stable storage."""
+        self._db.execute("PRAGMA wal_checkpoint(FULL)")
+
+    # ---------------------------------------------------------------- entries
+
+    def get(self, path: str) -> Entry | None:
+        row = self._db.execute("SELECT * FROM entries WHERE path = ?", (path,)).fetchone()
+        return _row_to_entry(row) if row else None
+
+    def get_by_id(self, entry_id: int) -> Entry | None:
+        row = self._db.execute("SELECT * FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return _row_to_entry(row) if row else None
+
+    def save(self, e: Entry) -> Entry:
+        """Insert or update ``e`` (by id); sets ``e.id`` on insert."""
+        values = [getattr(e, c) for c in _ENTRY_COLS]
+        i = _ENTRY_COLS.index("ranges")
+        values[i] = json.dumps(e.ranges) if e.ranges else None
+        if e.id is None:
+            cur = self._db.execute(
+                f"INSERT INTO entries ({','.join(_ENTRY_COLS)}) VALUES ({','.join('?' * len(values))})",
+                values,
+            )
+            e.id = cur.lastrowid
+        else:
+            sets = ",".join(f"{c} = ?" for c in _ENTRY_COLS)
+            self._db.execute(f"UPDATE entries SET {sets} WHERE id = ?", values + [e.id])
+        return e
+
+    def update(self, entry_id: int, **changes) -> None:
+        """Update a few columns of one entry."""
+        if "ranges" in changes:
+            changes["ranges"] = json.dumps(changes["ranges"]) if changes["ranges"] else None
+        sets = ",".join(f"{c} = ?" for c in changes)
+        self._db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*changes.values(), entry_id])
+
+    def bump_dirty(self, entry_id: int, *, meta_only: bool = False) -> int:
+        """Record a local change; returns the new dirty generation.
+
+        A data change clears ``meta_only``; a metadata change keeps a pending
+        data change a data change."""
+        if meta_only:
+            self._db.execute(
+                "UPDATE entries SET meta_only = CASE WHEN dirty_gen > uploaded_gen THEN meta_only ELSE 1 END,"
+                " dirty_gen = dirty_gen + 1, error = NULL, attempts = 0 WHERE id = ?",
+                (entry_id,),
+            )
+        else:
+            self._db.execute(
+                "UPDATE entries SET meta_only = 0, dirty_gen = dirty_gen + 1, error = NULL, attempts = 0"
+                " WHERE id = ?",
+                (entry_id,),
+            )
+        row = self._db.execute("SELECT dirty_gen FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return row[0] if row else 0
+
+    def delete(self, entry_id: int) -> None:
+        self._db.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+
+    def children(self, dir_path: str) -> list[Entry]:
+        """Entries directly inside directory ``dir_path``."""
+        return [e for e in self.under(dir_path) if "/" not in e.path[len(dir_path) + 1 if dir_path else 0:]]
+
+    def under(self, dir_path: str) -> list[Entry]:
+        """Entries strictly below ``dir_path`` (recursively)."""
+        if dir_path == "":
+            rows = self._db.execute("SELECT * FROM entries WHERE path != ''").fetchall()
+        else:
+            lo = dir_path + "/"
+            hi = dir_path + "0"  # '0' sorts right after '/'
+            rows = self._db.execute(
+                "SELECT * FROM entries WHERE path >= ? AND path < ?", (lo, hi)
+            ).fetchall()
+        return [_row_to_entry(r) for r in rows]
+
+    def pending(self) -> list[Entry]:
+        rows = self._db.execute("SELECT * FROM entries WHERE dirty_gen > uploaded_gen").fetchall()
+        return [_row_to_entry(r) for r in rows]
+
+    def with_multipart(self) -> list[Entry]:
+        rows = self._db.execute("SELECT * FROM entries WHERE mpu_id IS NOT NULL").fetchall()
+        return [_row_to_entry(r) for r in rows]
+
+    def clean_cached(self) -> list[Entry]:
+        """Clean entries holding data, least recently used first (eviction order)."""
+        rows = self._db.execute(
+            "SELECT * FROM entries WHERE dirty_gen <= uploaded_gen AND kind = ? ORDER BY last_used",
+            (0o100000,),
+        ).fetchall()
+        return [_row_to_entry(r) for r in rows]
+
+    def rename_subtree(self, old: str, new: str) -> None:
+        """Move every entry at or below ``old`` to the same place below ``new``."""
+        rows = self.under(old)
+        target = self.get(old)
+        moved = ([target] if target else []) + rows
+        # two passes so that UNIQUE(path) never sees a transient clash
+        for e in moved:
+            self._db.execute("UPDATE entries SET path = ? WHERE id = ?", ("\x00tmp" + str(e.id), e.id))
+        for e in moved:
+            np = new + e.path[len(old):]
+            self._db.execute("UPDATE entries SET path = ? WHERE id = ?", (np, e.id))
+
+    # ------------------------------------------------------------- tombstones
+
+    def add_tombstone(self, t: Tombstone) -> None:
+        values = [getattr(t, c) for c in _TOMB_COLS]
+        self._db.execute(
+            f"INSERT OR REPLACE INTO tombstones ({','.join(_TOMB_COLS)}) VALUES ({','.join('?' * len(values))})",
+            values,
+        )
+
+    def tombstone(self, path: str) -> Tombstone | None:
+        row = self._db.execute("SELECT * FROM tombstones WHERE path = ?", (path,)).fetchone()
+        return Tombstone(**dict(row)) if row else None
+
+    def tombstones(self) -> list[Tombstone]:
+        return [Tombstone(**dict(r)) for r in self._db.execute("SELECT * FROM tombstones").fetchall()]
+
+    def tombstones_under(self, dir_path: str) -> list[Tombstone]:
+        if dir_path == "":
+            return self.tombstones()
+        rows = self._db.execute(
+            "SELECT * FROM tombstones WHERE path >= ? AND path < ?", (dir_path + "/", dir_path + "0")
+        ).fetchall()
+        return [Tombstone(**dict(r)) for r in rows]
+
+    def update_tombstone(self, path: str, **changes) -> None:
+        sets = ",".join(f"{c} = ?" for c in changes)
+        self._db.execute(f"UPDATE tombstones SET {sets} WHERE path = ?", [*changes.values(), path])
+
+    def remove_tombstone(self, path: str) -> None:
+        self._db.execute("DELETE FROM tombstones WHERE path = ?", (path,))
+
+    # ------------------------------------------------------------------- meta
+
+    def get_meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,304 @@
+"""Shared state of the filesystem core and the helpers every operation uses.
+
+The core is split by responsibility into mixins that share this state:
+``CoreBase`` (nodes, listings, journal entries), ``FileOps`` (open/read/write/
+release), ``NamespaceOps`` (create/mkdir/unlink/rmdir/symlink/setattr) and
+``RenameOps``; ``FileSystem`` (core.filesystem) combines them.
+
+Concurrency contract: everything runs on the trio thread. Code between two
+``await``\\ s is atomic, so a journal call plus the matching node update is
+never observed half-done. Operations that await (listing, HEAD, GET) re-check
+their preconditions after the await where it matters. Network calls go only
+through ``self.store`` (an AsyncStore: worker threads under a limiter).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import stat
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from .. import attrs as attrs_mod
+from .. import keys
+from ..backend.aio import AsyncStore
+from ..backend.base import NotFoundError, StoreError
+from ..cache.datafiles import DataStore
+from ..cache.journal import Entry, Journal
+from ..errors import FsError
+from .namespace import LocalChild, list_remote_dir, merge_children, parse_listing
+from .nodes import ROOT_INO, InodeTable, Node
+
+log = logging.getLogger("mountsync.core")
+
+
+class ChangeSink(Protocol):
+    """What the core tells the reconciler (implemented by reconciler.Reconciler)."""
+
+    def changed(self, entry_id: int) -> None: ...
+    def opened_for_write(self, entry_id: int) -> None: ...
+    def closed_for_write(self, entry_id: int) -> None: ...
+    def tombstoned(self, path: str) -> None: ...
+    async def wait_idle(self, entry_id: int) -> None: ...
+    async def upload_now(self, entry_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class CoreOptions:
+    prefix: str = ""
+    read_only: bool = False
+    allow_delete: bool = False
+    metadata_ttl: float = 5.0
+    read_timeout: float = 30.0
+    fsync_upload: bool = False
+    defaults: attrs_mod.Defaults = attrs_mod.Defaults(0, 0, 0o644, 0o755)
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+class CoreBase:
+    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore,
+                 sink: ChangeSink, options: CoreOptions) -> None:
+        self.store = store
+        self.journal = journal
+        self.data = data
+        self.sink = sink
+        self.opt = options
+        self.table = InodeTable()
+        self._invalid_logged: set[str] = set()
+        d = options.defaults
+        root = self.table.new(stat.S_IFDIR, "", mode=d.dir_mode, uid=d.uid, gid=d.gid, mtime_ns=now_ns())
+        assert root.ino == ROOT_INO
+        root.meta_known = True
+        root.remote = True
+        root.nlookup = 1
+
+    # ------------------------------------------------------------ lookups
+
+    def node(self, ino: int) -> Node:
+        n = self.table.get(ino)
+        if n is None:
+            raise FsError(errno.ENOENT, f"no inode {ino}")
+        return n
+
+    def dir_node(self, ino: int) -> Node:
+        n = self.node(ino)
+        if not n.is_dir:
+            raise FsError(errno.ENOTDIR)
+        return n
+
+    def entry(self, node: Node) -> Entry | None:
+        return self.journal.get_by_id(node.entry_id) if node.entry_id is not None else None
+
+    def key(self, path: str) -> str:
+        return keys.file_key(self.opt.prefix, path)
+
+    def writable(self) -> None:
+        if self.opt.read_only:
+            raise FsError(errno.EROFS, "mounted read-only")
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        if len(name.encode("utf-8", "surrogateescape")) > keys.MAX_NAME_BYTES:
+            raise FsError(errno.ENAMETOOLONG)
+        if not keys.is_valid_name(name):
+            raise FsError(errno.EINVAL, f"invalid name {name!r}")
+
+    def ttl_for(self, node: Node) -> float:
+        return self.opt.metadata_ttl if node.meta_known else 0.0
+
+    def remote_exists(self, node: Node, e: Entry | None) -> bool:
+        """Does the bucket hold this entry (so removing it would delete cloud data)?"""
+        if node.is_dir:
+            return node.remote or bool(e and e.base_etag is not None)
+        if e is not None:
+            return e.base_etag is not None
+        return True  # known only from the bucket
+
+    # ------------------------------------------------------------ listings
+
+    def _on_invalid(self, key: str, why: str) -> None:
+        if key not in self._invalid_logged:
+            self._invalid_logged.add(key)
+            log.info("key %r is not shown: %s", key, why)
+
+    async def ensure_listed(self, d: Node, *, force: bool = False) -> dict[str, Node]:
+        """The directory's children, listed from the bucket at most once per TTL."""
+        if d.children is not None and not force and trio.current_time() - d.listed_at < self.opt.metadata_ttl:
+            return d.children
+        dir_prefix = keys.dir_key(self.opt.prefix, d.path)
+        try:
+            objects, prefixes = await list_remote_dir(self.store, dir_prefix)
+        except StoreError as exc:
+            if d.children is not None:
+                log.debug("listing %r failed (%s); using the cached listing", d.path, exc)
+                return d.children
+            e = self.entry(d)
+            if e is not None and e.base_etag is None and not d.remote:
+                objects, prefixes = [], []
+            else:
+                log.warning("cannot list %r: %s", d.path or "/", exc)
+                raise FsError(errno.EIO, f"cannot list {d.path!r}: {exc}") from exc
+        if d.detached:
+            return d.children or {}
+        remote, marker = parse_listing(dir_prefix, objects, prefixes, self._on_invalid)
+        local_entries = self.journal.children(d.path)
+        local = [LocalChild(keys.name_of(e.path), e.kind) for e in local_entries]
+        by_name = {keys.name_of(e.path): e for e in local_entries}
+        hidden = [keys.name_of(t.path) for t in self.journal.tombstones_under(d.path)
+                  if keys.parent_of(t.path) == d.path]
+        merged = merge_children(remote, local, hidden)
+        old = d.children or {}
+        new: dict[str, Node] = {}
+        for name, kind in merged.items():
+            path = keys.join(d.path, name)
+            node = self.table.by_path.get(path)
+            if node is not None and node.kind != kind and not (node.kind == stat.S_IFLNK and kind == stat.S_IFREG):
+                self.detach(node)
+                node = None
+            e = by_name.get(name)
+            if node is None:
+                node = self._node_from(path, kind, remote.get(name), e)
+            elif name in remote and remote[name].info is not None:
+                self._apply_remote_file(node, remote[name].info)
+            if node.is_dir and name in remote:
+                node.remote = True
+            new[name] = node
+        for name, node in old.items():
+            if name not in new:
+                self.detach(node)
+        d.children = new
+        d.listed_at = trio.current_time()
+        if marker or remote:
+            d.remote = True
+        return new
+
+    def _node_from(self, path: str, kind: int, rc, e: Entry | None) -> Node:
+        dflt = self.opt.defaults
+        if e is not None:
+            node = self.table.new(e.kind, path, mode=e.mode, uid=e.uid, gid=e.gid, size=e.size, mtime_ns=e.mtime_ns)
+            node.entry_id = e.id
+            node.meta_known = True
+            node.target = e.target
+            if e.kind == stat.S_IFDIR:
+                node.remote = e.base_etag is not None
+            if rc is not None and rc.info is not None:
+                self._apply_remote_file(node, rc.info)
+            return node
+        if kind == stat.S_IFDIR:
+            node = self.table.new(kind, path, mode=dflt.dir_mode, uid=dflt.uid, gid=dflt.gid, mtime_ns=now_ns())
+            node.meta_known = True
+            node.remote = True
+            return node
+        info = rc.info
+        node = self.table.new(kind, path, mode=dflt.file_mode, uid=dflt.uid, gid=dflt.gid,
+                              size=info.size, mtime_ns=int(info.last_modified * 1e9))
+        node.etag = info.etag
+        return node
+
+    def _apply_remote_file(self, node: Node, info) -> None:
+        """A listing saw ``info`` for ``node``'s path: adopt it unless local changes are pending."""
+        if not node.is_file and node.kind != stat.S_IFLNK:
+            return
+        e = self.entry(node)
+        if e is not None and (e.pending or e.base_etag is None):
+            return  # local state wins until it is uploaded
+        known = e.base_etag if e is not None else node.etag
+        if info.etag == known:
+            return
+        self.remote_changed(node, e, info.etag, info.size, int(info.last_modified * 1e9), info.metadata)
+
+    def remote_changed(self, node: Node, e: Entry | None, etag: str, size: int, mtime_ns: int,
+                       metadata: dict | None) -> None:
+        """The bucket holds a new version of a clean node: drop cached bytes, take its attributes."""
+        log.debug("remote change of %r: %s", node.path, etag)
+        node.etag = etag
+        node.size = size
+        node.mtime_ns = mtime_ns
+        node.meta_known = False
+        if metadata is not None:
+            self.apply_metadata(node, metadata, mtime_ns / 1e9)
+        if e is not None:
+            cf = self.data.peek(e.id)
+            if cf is not None:
+                cf.discard()
+                cf.truncate(size) if size else None
+            else:
+                self.data.remove(e.id)
+            self.journal.update(e.id, base_etag=etag, size=size, complete=int(size == 0), ranges=[],
+                                mode=node.mode, uid=node.uid, gid=node.gid, mtime_ns=node.mtime_ns)
+
+    def apply_metadata(self, node: Node, metadata: dict, last_modified: float) -> None:
+        a = attrs_mod.from_metadata(metadata, node.kind, last_modified, self.opt.defaults)
+        node.mode, node.uid, node.gid, node.mtime_ns = a.mode, a.uid, a.gid, a.mtime_ns
+        node.meta_known = True
+        node.attr_time = trio.current_time()
+
+    async def ensure_meta(self, parent: Node, node: Node) -> Node:
+        """Attributes from object metadata (HEAD once per TTL). May return a *new* node when
+        the object turns out to be a symlink (a node never changes kind)."""
+        if node.meta_known or node.is_dir or node.entry_id is not None:
+            return node
+        try:
+            info = await self.store.head(self.key(node.path))
+        except NotFoundError:
+            self.detach(node)
+            if parent.children is not None:
+                parent.children.pop(keys.name_of(node.path), None)
+            raise FsError(errno.ENOENT)
+        except StoreError as exc:
+            log.debug("HEAD %r failed: %s", node.path, exc)
+            return node  # show listing attributes while the endpoint is away
+        kind = attrs_mod.kind_from_metadata(info.metadata)
+        if kind == stat.S_IFLNK and node.kind != stat.S_IFLNK:
+            target = (await self.store.get(self.key(node.path))).decode("utf-8", "surrogateescape")
+            self.detach(node)
+            new = self.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
+            new.target = target
+            new.etag = info.etag
+            self.apply_metadata(new, info.metadata or {}, info.last_modified)
+            if parent.children is not None:
+                parent.children[keys.name_of(node.path)] = new
+            return new
+        node.etag = info.etag
+        node.size = info.size
+        self.apply_metadata(node, info.metadata or {}, info.last_modified)
+        return node
+
+    # ------------------------------------------------------------ entries
+
+    def ensure_entry(self, node: Node) -> Entry:
+        """The journal entry of ``node``, created (clean, nothing cached) for remote files."""
+        e = self.entry(node)
+        if e is not None:
+            return e
+        e = Entry(path=node.path, kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
+                  mtime_ns=node.mtime_ns, size=node.size, base_etag=node.etag, target=node.target,
+                  complete=node.size == 0, last_used=time.time())
+        self.journal.save(e)
+        node.entry_id = e.id
+        return e
+
+    # ------------------------------------------------------------ lifetime
+
+    def detach(self, node: Node) -> None:
+        self.table.detach(node)
+        if node.is_dir and node.children:
+            for child in list(node.children.values()):
+                self.detach(child)
+            node.children = {}
+        self.maybe_collect(node)
+
+    def maybe_collect(self, node: Node) -> None:
+        if not self.table.collectable(node):
+            return
+        self.table.drop(node)
+        if node.entry_id is not None and self.journal.get_by_id(node.entry_id) is None:
+            if self.data.peek(node.entry_id) is None:
+                self.data.remove(node.entry_id)

@@ -1,0 +1,266 @@
+"""File data operations: open, read (ranged fetch with read-ahead), write, truncate, release.
+
+Hot path: ``write`` and cached ``read`` do one pread/pwrite on the cache file
+and touch no network and no journal, except the first write after an upload
+snapshot, which bumps the entry's dirty generation (one small commit).
+
+Invariants:
+- An open handle holds one reference on the node's ``CacheFile`` (``node.cf``
+  is set while ``open_count > 0``).
+- A pending data change implies the cache file is complete: opening an
+  incomplete file for writing first fetches the rest (unless O_TRUNC).
+- Concurrent readers of one file fetch under ``node.fetch_lock``, so one
+  range is fetched once.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import trio
+
+from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
+from ..cache.ranges import RangeSet
+from ..errors import FsError
+from .base import CoreBase, now_ns
+from .nodes import Node
+
+log = logging.getLogger("mountsync.core")
+
+FETCH_ALIGN = 1024 * 1024
+READAHEAD_MIN = 1024 * 1024
+READAHEAD_MAX = 64 * 1024 * 1024
+
+
+@dataclass
+class Handle:
+    node: Node
+    write: bool
+
+
+class FileOps(CoreBase):
+    def _init_fileops(self) -> None:
+        self.handles: dict[int, Handle] = {}
+        self._next_fh = 1
+
+    # ------------------------------------------------------------ open/close
+
+    def _attach_cache(self, node: Node) -> None:
+        e = self.ensure_entry(node)
+        cf = self.data.acquire(e.id)
+        if not cf.loaded:
+            cf.complete = e.complete
+            cf.ranges = RangeSet(e.ranges)
+            if not e.complete and cf.size_on_disk() != e.size:
+                cf.truncate(e.size)  # sparse, so reads past the cached part find holes
+            cf.loaded = True
+        node.cf = cf
+
+    def _new_handle(self, node: Node, write: bool) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = Handle(node, write)
+        node.open_count += 1
+        if write:
+            node.writers += 1
+            self.sink.opened_for_write(node.entry_id)
+        return fh
+
+    def handle(self, fh: int) -> Handle:
+        h = self.handles.get(fh)
+        if h is None:
+            raise FsError(errno.EBADF)
+        return h
+
+    async def open(self, ino: int, flags: int) -> tuple[int, bool]:
+        """Open a file; returns (fh, keep_cache)."""
+        node = self.node(ino)
+        if node.is_dir:
+            raise FsError(errno.EISDIR)
+        write = (flags & os.O_ACCMODE) != os.O_RDONLY
+        if write:
+            self.writable()
+        keep_cache = await self._revalidate(node)
+        self._attach_cache(node)
+        fh = self._new_handle(node, write)
+        try:
+            if flags & os.O_TRUNC and write:
+                await self.truncate(node, 0)
+            elif write and not node.cf.complete:
+                await self._fetch(node, 0, node.size, whole=True)
+        except BaseException:
+            await self.release(fh)
+            raise
+        return fh, keep_cache
+
+    async def _revalidate(self, node: Node) -> bool:
+        """Close-to-open: a clean cached file older than the TTL is checked against the
+        bucket (HEAD). Returns whether the kernel may keep its page cache."""
+        e = self.entry(node)
+        if e is not None and (e.pending or e.base_etag is None):
+            return True
+        if trio.current_time() - node.attr_time < self.opt.metadata_ttl:
+            return True
+        try:
+            info = await self.store.head(self.key(node.path))
+        except NotFoundError:
+            return True  # deleted remotely: keep serving what we have until the listing says so
+        except StoreError as exc:
+            log.debug("revalidate %r: %s", node.path, exc)
+            return True
+        known = e.base_etag if e is not None else node.etag
+        node.attr_time = trio.current_time()
+        if info.etag != known:
+            self.remote_changed(node, e, info.etag, info.size, int(info.last_modified * 1e9), info.metadata)
+            node.attr_time = trio.current_time()
+            return False
+        return True
+
+    def _commit(self, node: Node) -> None:
+        """Write the node's size/mtime/cache ranges to its journal entry (if it still has one)."""
+        if node.entry_id is None or node.detached:
+            return
+        cf = node.cf
+        changes = dict(size=node.size, mtime_ns=node.mtime_ns, last_used=time.time())
+        if cf is not None:
+            changes.update(complete=int(cf.complete), ranges=[] if cf.complete else cf.ranges.to_list())
+        self.journal.update(node.entry_id, **changes)
+
+    async def flush(self, fh: int) -> None:
+        h = self.handle(fh)
+        if h.write:
+            self._commit(h.node)
+
+    async def fsync(self, fh: int, datasync: bool = False) -> None:
+        h = self.handle(fh)
+        node = h.node
+        if node.cf is not None:
+            await trio.to_thread.run_sync(node.cf.fsync)
+        self._commit(node)
+        await trio.to_thread.run_sync(self.journal.make_durable)
+        if self.opt.fsync_upload and node.entry_id is not None and not node.detached:
+            await self.sink.upload_now(node.entry_id)
+
+    async def release(self, fh: int) -> None:
+        h = self.handles.pop(fh, None)
+        if h is None:
+            return
+        node = h.node
+        node.open_count -= 1
+        self._commit(node)
+        if h.write:
+            node.writers -= 1
+            if node.entry_id is not None:
+                self.sink.closed_for_write(node.entry_id)
+        if node.open_count == 0 and node.cf is not None:
+            self.data.release(node.cf)
+            node.cf = None
+        self.maybe_collect(node)
+
+    # ------------------------------------------------------------ data
+
+    def _mark_dirty(self, node: Node) -> None:
+        cf = node.cf
+        if cf is not None and cf.dirty_since_snapshot:
+            return
+        if node.entry_id is None or node.detached:
+            return
+        self.journal.bump_dirty(node.entry_id)
+        if cf is not None:
+            cf.dirty_since_snapshot = True
+        self.sink.changed(node.entry_id)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        h = self.handle(fh)
+        if not h.write:
+            raise FsError(errno.EBADF)
+        node = h.node
+        cf = node.cf
+        await cf.wait_writable()
+        n = cf.pwrite(data, offset)
+        if offset + n > node.size:
+            node.size = offset + n
+        node.mtime_ns = node.ctime_ns = now_ns()
+        self._mark_dirty(node)
+        return n
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        node = self.handle(fh).node
+        cf = node.cf
+        end = min(offset + size, node.size)
+        if end <= offset:
+            return b""
+        if not cf.complete and not cf.ranges.contains(offset, end):
+            await self._fetch(node, offset, end - offset)
+        node.read_end = end
+        return cf.pread(end - offset, offset)
+
+    async def truncate(self, node: Node, size: int) -> None:
+        """Set a file's size; the result is a complete local copy with a pending upload."""
+        self.writable()
+        own = node.cf is None
+        if own:
+            self._attach_cache(node)
+        try:
+            cf = node.cf
+            if not cf.complete and size > 0:
+                await self._fetch(node, 0, min(size, node.size), whole=True)
+            await cf.wait_writable()
+            cf.truncate(size)
+            cf.mark_complete()
+            node.size = size
+            node.mtime_ns = node.ctime_ns = now_ns()
+            self._mark_dirty(node)
+            self._commit(node)
+            if node.entry_id is not None:
+                self.sink.changed(node.entry_id)
+        finally:
+            if own and node.cf is not None:
+                self.data.release(node.cf)
+                node.cf = None
+
+    async def _fetch(self, node: Node, offset: int, size: int, *, whole: bool = False) -> None:
+        """Bring ``[offset, offset+size)`` (plus read-ahead) into the cache file."""
+        async with node.fetch_lock:
+            cf = node.cf
+            end = min(node.size, offset + size)
+            if cf.complete or cf.ranges.contains(offset, end):
+                return
+            if whole:
+                start, want = 0, node.size if size >= node.size else end
+            else:
+                if offset == node.read_end:
+                    node.readahead = min(max(node.readahead * 2, READAHEAD_MIN), READAHEAD_MAX)
+                else:
+                    node.readahead = READAHEAD_MIN
+                start = offset - offset % FETCH_ALIGN
+                want = min(node.size, max(end, offset + node.readahead))
+            e = self.ensure_entry(node)
+            key = self.key(node.path)
+            for s, t in cf.ranges.missing(start, want):
+                try:
+                    with trio.fail_after(self.opt.read_timeout):
+                        body = await self.store.get(key, s, t, if_match=e.base_etag)
+                except trio.TooSlowError:
+                    raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
+                except PreconditionFailedError:
+                    node.attr_time = float("-inf")
+                    log.warning("%r changed in the bucket while being read; reopen it", node.path)
+                    raise FsError(errno.EIO, "object changed while reading") from None
+                except StoreError as exc:
+                    log.warning("cannot read %r from the bucket: %s", node.path, exc)
+                    raise FsError(errno.EIO, str(exc)) from exc
+                if len(body) != t - s:
+                    log.warning("short read of %r: wanted %d bytes, got %d", node.path, t - s, len(body))
+                    raise FsError(errno.EIO, "short read")
+                if cf.complete or node.cf is not cf:
+                    return
+                cf.pwrite(body, s)
+            if cf.ranges.contains(0, node.size):
+                cf.mark_complete()
+            if node.open_count == 0 or whole:
+                self._commit(node)

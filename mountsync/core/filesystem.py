@@ -1,0 +1,34 @@
+"""``FileSystem``: the core's public API, combining the operation mixins.
+
+Construct it with everything it needs (no wiring after construction):
+an ``AsyncStore``, the ``Journal``, the ``DataStore``, a ``ChangeSink`` (the
+reconciler) and ``CoreOptions``. All methods run on the trio thread and
+raise ``FsError`` with a definite errno.
+"""
+
+from __future__ import annotations
+
+from .base import ChangeSink, CoreOptions
+from .nodes import ROOT_INO, Attr
+from .nsops import SetAttr
+from .rename import RENAME_EXCHANGE, RENAME_NOREPLACE, RenameOps
+
+
+class FileSystem(RenameOps):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_fileops()
+        self._init_nsops()
+
+    async def resolve(self, path: str) -> int:
+        """Inode of ``path`` (``""`` is the root), looking names up as the kernel would.
+
+        Used by tests and the control socket; does not count kernel references."""
+        node = self.node(ROOT_INO)
+        for name in [p for p in path.split("/") if p]:
+            node = await self.ensure_meta(node, await self.child(node, name))
+        return node.ino
+
+
+__all__ = ["FileSystem", "CoreOptions", "ChangeSink", "SetAttr", "Attr", "ROOT_INO",
+           "RENAME_NOREPLACE", "RENAME_EXCHANGE"]

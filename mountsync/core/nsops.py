@@ -1,0 +1,277 @@
+"""Namespace operations: lookup, getattr, setattr, readdir, create, mkdir, symlink, unlink, rmdir.
+
+The delete rule of SPEC §6 lives here (and in ``rename``): removing an entry
+that exists in the bucket needs ``allow_delete``; entries that exist only in
+the cache can always be removed. A removed remote entry becomes a tombstone
+in the journal (hidden at once, deleted remotely by the reconciler); its
+local data stays until the kernel forgets the inode.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+import trio
+
+from .. import keys
+from ..cache.journal import Entry, Tombstone
+from ..errors import FsError
+from .base import log, now_ns
+from .fileops import FileOps
+from .nodes import Attr, Node
+
+
+@dataclass
+class DirHandle:
+    node: Node
+    snapshot: list[tuple[str, Node]] | None = None
+
+
+@dataclass(frozen=True)
+class SetAttr:
+    """Fields of a setattr call; ``None`` means unchanged."""
+
+    size: int | None = None
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    mtime_ns: int | None = None
+
+
+class NamespaceOps(FileOps):
+    def _init_nsops(self) -> None:
+        self.dir_handles: dict[int, DirHandle] = {}
+        self._next_dh = 1
+
+    # ------------------------------------------------------------ lookups
+
+    async def child(self, parent: Node, name: str) -> Node:
+        children = await self.ensure_listed(parent)
+        node = children.get(name)
+        if node is None:
+            raise FsError(errno.ENOENT)
+        return node
+
+    async def lookup(self, parent_ino: int, name: str) -> Attr:
+        """Resolve ``name``; counts one kernel lookup reference on success."""
+        parent = self.dir_node(parent_ino)
+        if name == ".":
+            node = parent
+        elif name == "..":
+            node = self.table.by_path.get(keys.parent_of(parent.path), parent)
+        else:
+            if len(name.encode("utf-8", "surrogateescape")) > keys.MAX_NAME_BYTES:
+                raise FsError(errno.ENAMETOOLONG)
+            node = await self.child(parent, name)
+            node = await self.ensure_meta(parent, node)
+        node.nlookup += 1
+        return node.attr(self.ttl_for(node))
+
+    async def getattr(self, ino: int) -> Attr:
+        node = self.node(ino)
+        return node.attr(self.ttl_for(node))
+
+    async def readlink(self, ino: int) -> str:
+        node = self.node(ino)
+        if node.target is None:
+            raise FsError(errno.EINVAL)
+        return node.target
+
+    def remember(self, ino: int) -> None:
+        """The kernel took a reference through readdirplus."""
+        self.node(ino).nlookup += 1
+
+    def forget(self, ino: int, n: int) -> None:
+        node = self.table.get(ino)
+        if node is None:
+            return
+        node.nlookup -= n
+        self.maybe_collect(node)
+
+    # ------------------------------------------------------------ readdir
+
+    async def opendir(self, ino: int) -> int:
+        node = self.dir_node(ino)
+        dh = self._next_dh
+        self._next_dh += 1
+        self.dir_handles[dh] = DirHandle(node)
+        return dh
+
+    async def readdir(self, dh: int, start: int) -> list[tuple[str, Attr, int]]:
+        """Entries from position ``start`` on, each with the position after it.
+
+        Positions index a snapshot taken when reading starts (``start == 0``), so
+        they stay stable for the handle however the directory changes meanwhile."""
+        h = self.dir_handles.get(dh)
+        if h is None:
+            raise FsError(errno.EBADF)
+        if h.snapshot is None or start == 0:
+            children = await self.ensure_listed(h.node)
+            h.snapshot = sorted(children.items())
+        out = []
+        for i in range(start, len(h.snapshot)):
+            name, node = h.snapshot[i]
+            out.append((name, node.attr(self.ttl_for(node)), i + 1))
+        return out
+
+    def releasedir(self, dh: int) -> None:
+        self.dir_handles.pop(dh, None)
+
+    # ------------------------------------------------------------ creation
+
+    async def _new_entry_node(self, parent: Node, name: str, kind: int, mode: int,
+                              uid: int, gid: int, target: str | None = None) -> Node:
+        self.writable()
+        self.check_name(name)
+        children = await self.ensure_listed(parent)
+        if name in children:
+            raise FsError(errno.EEXIST)
+        path = keys.join(parent.path, name)
+        tomb = self.journal.tombstone(path if kind != stat.S_IFDIR else path)
+        base = tomb.base_etag if tomb is not None and tomb.kind == kind else None
+        t = now_ns()
+        e = Entry(path=path, kind=kind, mode=stat.S_IMODE(mode), uid=uid, gid=gid, mtime_ns=t,
+                  size=0, base_etag=base, target=target, dirty_gen=1, complete=True,
+                  last_used=time.time())
+        self.journal.save(e)
+        if tomb is not None:
+            self.journal.remove_tombstone(path)
+        node = self.table.new(kind, path, mode=e.mode, uid=uid, gid=gid, mtime_ns=t)
+        node.entry_id = e.id
+        node.meta_known = True
+        node.target = target
+        if kind == stat.S_IFDIR:
+            node.children = {}
+            node.listed_at = trio.current_time()
+        children[name] = node
+        parent.mtime_ns = parent.ctime_ns = t
+        return node
+
+    async def create(self, parent_ino: int, name: str, mode: int, flags: int,
+                     uid: int, gid: int) -> tuple[int, Attr]:
+        parent = self.dir_node(parent_ino)
+        children = await self.ensure_listed(parent)
+        existing = children.get(name)
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise FsError(errno.EEXIST)
+            fh, _ = await self.open(existing.ino, flags)
+            existing.nlookup += 1
+            return fh, existing.attr(self.ttl_for(existing))
+        node = await self._new_entry_node(parent, name, stat.S_IFREG, mode, uid, gid)
+        self._attach_cache(node)
+        node.cf.truncate(0)
+        node.cf.mark_complete()
+        node.cf.dirty_since_snapshot = True  # the entry was born dirty (generation 1)
+        fh = self._new_handle(node, True)
+        self.sink.changed(node.entry_id)
+        node.nlookup += 1
+        return fh, node.attr(self.ttl_for(node))
+
+    async def mkdir(self, parent_ino: int, name: str, mode: int, uid: int, gid: int) -> Attr:
+        parent = self.dir_node(parent_ino)
+        node = await self._new_entry_node(parent, name, stat.S_IFDIR, mode, uid, gid)
+        self.sink.changed(node.entry_id)
+        node.nlookup += 1
+        return node.attr(self.ttl_for(node))
+
+    async def symlink(self, parent_ino: int, name: str, target: str, uid: int, gid: int) -> Attr:
+        parent = self.dir_node(parent_ino)
+        node = await self._new_entry_node(parent, name, stat.S_IFLNK, 0o777, uid, gid, target=target)
+        self.journal.update(node.entry_id, size=len(target.encode("utf-8", "surrogateescape")))
+        self.sink.changed(node.entry_id)
+        node.nlookup += 1
+        return node.attr(self.ttl_for(node))
+
+    async def link(self, ino: int, new_parent_ino: int, new_name: str) -> Attr:
+        raise FsError(errno.EPERM, "hard links are not supported on object storage")
+
+    # ------------------------------------------------------------ removal
+
+    async def _removable(self, parent: Node, name: str) -> tuple[Node, Entry | None, bool]:
+        """The child, its entry, and whether removing it deletes cloud data.
+
+        Waits for an upload of the entry in flight, so the answer reflects it."""
+        self.writable()
+        node = await self.child(parent, name)
+        e = self.entry(node)
+        if e is not None:
+            await self.sink.wait_idle(e.id)
+            node = await self.child(parent, name)
+            e = self.entry(node)
+        remote = self.remote_exists(node, e)
+        if remote and not self.opt.allow_delete:
+            raise FsError(errno.EPERM, f"{node.path!r} exists in the bucket; mount with --allow-delete to delete it")
+        return node, e, remote
+
+    def _remove(self, parent: Node, name: str, node: Node, e: Entry | None, remote: bool) -> None:
+        """Hide the entry now; queue the remote delete when the bucket has it."""
+        if remote:
+            base = e.base_etag if e is not None else node.etag
+            self.journal.add_tombstone(Tombstone(node.path, node.kind, base, time.time()))
+        if e is not None:
+            self.journal.delete(e.id)
+        if parent.children is not None:
+            parent.children.pop(name, None)
+        parent.mtime_ns = parent.ctime_ns = now_ns()
+        self.detach(node)
+        if remote:
+            self.sink.tombstoned(node.path)
+
+    async def unlink(self, parent_ino: int, name: str) -> None:
+        parent = self.dir_node(parent_ino)
+        node, e, remote = await self._removable(parent, name)
+        if node.is_dir:
+            raise FsError(errno.EISDIR)
+        self._remove(parent, name, node, e, remote)
+
+    async def rmdir(self, parent_ino: int, name: str) -> None:
+        parent = self.dir_node(parent_ino)
+        node = await self.child(parent, name)
+        if not node.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if await self.ensure_listed(node):
+            raise FsError(errno.ENOTEMPTY)
+        node, e, remote = await self._removable(parent, name)
+        if await self.ensure_listed(node):
+            raise FsError(errno.ENOTEMPTY)
+        self._remove(parent, name, node, e, remote)
+
+    # ------------------------------------------------------------ attributes
+
+    async def setattr(self, ino: int, changes: SetAttr) -> Attr:
+        node = self.node(ino)
+        if changes.size is not None:
+            if node.is_dir:
+                raise FsError(errno.EISDIR)
+            await self.truncate(node, changes.size)
+        meta = {k: v for k, v in (("mode", changes.mode), ("uid", changes.uid),
+                                   ("gid", changes.gid), ("mtime_ns", changes.mtime_ns)) if v is not None}
+        if meta:
+            self.writable()
+            if "mode" in meta:
+                meta["mode"] = stat.S_IMODE(meta["mode"])
+            if all(getattr(node, k) == v for k, v in meta.items()):
+                return node.attr(self.ttl_for(node))
+            for k, v in meta.items():
+                setattr(node, k, v)
+            node.ctime_ns = now_ns()
+            if not node.detached:
+                e = self.ensure_entry(node)
+                self.journal.update(e.id, **meta)
+                self.journal.bump_dirty(e.id, meta_only=e.base_etag is not None and node.kind != stat.S_IFDIR)
+                self.sink.changed(e.id)
+        return node.attr(self.ttl_for(node))
+
+    def statfs(self) -> dict:
+        bsize = 4096
+        blocks = (1 << 50) // bsize
+        return dict(bsize=bsize, frsize=bsize, blocks=blocks, bfree=blocks, bavail=blocks,
+                    files=1 << 32, ffree=1 << 31, favail=1 << 31, namemax=keys.MAX_NAME_BYTES)
+
+
+__all__ = ["NamespaceOps", "SetAttr", "DirHandle", "log"]

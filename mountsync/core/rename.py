@@ -1,0 +1,202 @@
+"""rename(2) with the delete rule of SPEC §6.
+
+- Source only in the cache (never uploaded): a journal move, always allowed,
+  also over an existing target (the atomic-save pattern); the target's remote
+  object is then overwritten by the upload (its ETag becomes the base).
+- Source in the bucket: needs ``allow_delete``. A file with pending local
+  changes moves in the journal and leaves a tombstone for the old key; a
+  clean file is copied server-side, then the old key is deleted. A directory
+  moves every key below it the same way (copy, then delete).
+
+Server-side copies happen during the call (like s3fs and mount-s3), so a
+rename of bucket data needs the endpoint; local renames never do.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import time
+
+from .. import keys
+from ..backend.base import StoreError
+from ..cache.journal import Entry, Tombstone
+from ..errors import FsError
+from .base import log, now_ns
+from .nodes import Node
+from .nsops import NamespaceOps
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+class RenameOps(NamespaceOps):
+    async def rename(self, old_parent_ino: int, old_name: str, new_parent_ino: int,
+                     new_name: str, flags: int = 0) -> None:
+        self.writable()
+        if flags & RENAME_EXCHANGE:
+            raise FsError(errno.EINVAL, "RENAME_EXCHANGE is not supported")
+        src_parent = self.dir_node(old_parent_ino)
+        dst_parent = self.dir_node(new_parent_ino)
+        self.check_name(new_name)
+        src = await self.child(src_parent, old_name)
+        dst_children = await self.ensure_listed(dst_parent)
+        dst = dst_children.get(new_name)
+        if dst is src:
+            return
+        new_path = keys.join(dst_parent.path, new_name)
+        if src.is_dir and (new_path == src.path or keys.is_below(new_path, src.path)):
+            raise FsError(errno.EINVAL, "cannot move a directory into itself")
+        if dst is not None:
+            if flags & RENAME_NOREPLACE:
+                raise FsError(errno.EEXIST)
+            if dst.is_dir and not src.is_dir:
+                raise FsError(errno.EISDIR)
+            if src.is_dir and not dst.is_dir:
+                raise FsError(errno.ENOTDIR)
+            if dst.is_dir and await self.ensure_listed(dst):
+                raise FsError(errno.ENOTEMPTY)
+        e = self.entry(src)
+        if e is not None:
+            await self.sink.wait_idle(e.id)
+            e = self.entry(src)
+        src_remote = self.remote_exists(src, e) if not src.is_dir else await self._dir_in_bucket(src)
+        if src_remote and not self.opt.allow_delete:
+            raise FsError(errno.EPERM, f"{src.path!r} exists in the bucket; renaming it deletes the old "
+                                       "key: mount with --allow-delete")
+        dst_entry = self.entry(dst) if dst is not None else None
+        if dst is not None and dst.is_dir and self.remote_exists(dst, dst_entry) and not self.opt.allow_delete:
+            raise FsError(errno.EPERM, f"replacing {dst.path!r} would delete it from the bucket")
+        # the remote version the target key holds now, which an upload there must replace
+        dst_base = self._target_base(new_path, dst, dst_entry)
+        if dst is not None:
+            self._drop_target(dst_parent, new_name, dst, dst_entry)
+        if src.is_dir:
+            await self._rename_dir(src, new_path, src_remote)
+        elif src_remote and (e is None or not e.pending):
+            await self._copy_clean_file(src, e, new_path)
+        else:
+            self._move_entry_file(src, e, new_path, dst_base, src_remote)
+        src_parent.children.pop(old_name, None)
+        dst_children[new_name] = src
+        t = now_ns()
+        src_parent.mtime_ns = src_parent.ctime_ns = dst_parent.mtime_ns = dst_parent.ctime_ns = t
+        src.ctime_ns = t
+
+    # ------------------------------------------------------------ helpers
+
+    async def _dir_in_bucket(self, d: Node) -> bool:
+        if d.remote:
+            return True
+        e = self.entry(d)
+        if e is not None and e.base_etag is not None:
+            return True
+        return any(x.base_etag is not None for x in self.journal.under(d.path))
+
+    def _target_base(self, path: str, dst: Node | None, dst_entry: Entry | None) -> str | None:
+        if dst_entry is not None:
+            return dst_entry.base_etag
+        if dst is not None:
+            return dst.etag
+        tomb = self.journal.tombstone(path)
+        return tomb.base_etag if tomb is not None else None
+
+    def _drop_target(self, parent: Node, name: str, dst: Node, dst_entry: Entry | None) -> None:
+        """The target is replaced: forget its local state (its remote object is overwritten
+        by the source's upload, or deleted for a directory marker)."""
+        if dst.is_dir and self.remote_exists(dst, dst_entry):
+            self.journal.add_tombstone(Tombstone(dst.path, stat.S_IFDIR, None, time.time()))
+            self.sink.tombstoned(dst.path)
+        if dst_entry is not None:
+            self.journal.delete(dst_entry.id)
+        parent.children.pop(name, None)
+        self.detach(dst)
+
+    def _move_entry_file(self, src: Node, e: Entry | None, new_path: str, dst_base: str | None,
+                         src_remote: bool) -> None:
+        """A file whose content is local (pending or never uploaded) moves in the journal."""
+        assert e is not None
+        old_path = src.path
+        tomb = self.journal.tombstone(new_path)
+        if tomb is not None:
+            self.journal.remove_tombstone(new_path)
+        if src_remote:
+            self.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
+        self.journal.rename_subtree(old_path, new_path)
+        self.journal.update(e.id, base_etag=dst_base, meta_only=0)
+        self.journal.bump_dirty(e.id)
+        self.table.repath(src, new_path)
+        src.etag = dst_base
+        if src_remote:
+            self.sink.tombstoned(old_path)
+        self.sink.changed(e.id)
+
+    async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str) -> None:
+        """Server-side copy of an uploaded, unchanged file, then delete of the old key."""
+        old_key, new_key = self.key(src.path), self.key(new_path)
+        base = e.base_etag if e is not None else src.etag
+        try:
+            result = await self.store.copy(old_key, new_key, None, if_match=base)
+            await self.store.delete(old_key, if_match=base)
+        except StoreError as exc:
+            log.warning("rename of %r failed in the bucket: %s", src.path, exc)
+            raise FsError(exc.errno if exc.errno != errno.ENOENT else errno.EIO, str(exc)) from exc
+        tomb = self.journal.tombstone(new_path)
+        if tomb is not None:
+            self.journal.remove_tombstone(new_path)
+        if e is not None:
+            self.journal.rename_subtree(src.path, new_path)
+            self.journal.update(e.id, base_etag=result.etag)
+        self.table.repath(src, new_path)
+        src.etag = result.etag
+
+    async def _rename_dir(self, src: Node, new_path: str, in_bucket: bool) -> None:
+        old_path = src.path
+        etag_map: dict[str, str] = {}
+        if in_bucket:
+            etag_map = await self._move_remote_tree(old_path, new_path)
+        for e in self.journal.under(old_path) + [x for x in [self.journal.get(old_path)] if x]:
+            rel_new = keys.rebase(e.path, old_path, new_path)
+            key = self.key(rel_new) + ("/" if e.kind == stat.S_IFDIR else "")
+            if e.base_etag is not None or key in etag_map:
+                self.journal.update(e.id, base_etag=etag_map.get(key))
+            if e.pending or e.base_etag is None:
+                self.journal.bump_dirty(e.id)
+                self.sink.changed(e.id)
+        for t in self.journal.tombstones_under(old_path):
+            self.journal.remove_tombstone(t.path)
+        self.journal.rename_subtree(old_path, new_path)
+        for path, node in sorted(self.table.by_path.items()):
+            if path == old_path or keys.is_below(path, old_path):
+                self.table.repath(node, keys.rebase(path, old_path, new_path))
+
+    async def _move_remote_tree(self, old_path: str, new_path: str) -> dict[str, str]:
+        """Copy every key below ``old_path`` to ``new_path`` (skipping tombstoned ones),
+        then delete all old keys. Returns new key → new ETag."""
+        old_prefix = keys.dir_key(self.opt.prefix, old_path)
+        new_prefix = keys.dir_key(self.opt.prefix, new_path)
+        dead = {self.key(t.path) + ("/" if t.kind == stat.S_IFDIR else "")
+                for t in self.journal.tombstones_under(old_path)}
+        try:
+            old_keys: list[str] = []
+            token = None
+            while True:
+                page = await self.store.list_page(old_prefix, None, token)
+                old_keys.extend(o.key for o in page.objects)
+                token = page.next_token
+                if not token:
+                    break
+            etags = {}
+            for k in old_keys:
+                if k in dead:
+                    continue
+                nk = new_prefix + k[len(old_prefix):]
+                etags[nk] = (await self.store.copy(k, nk, None)).etag
+            for i in range(0, len(old_keys), 1000):
+                failed = await self.store.delete_many(old_keys[i:i + 1000])
+                if failed:
+                    raise StoreError(f"could not delete {len(failed)} old keys, e.g. {failed[0]!r}")
+        except StoreError as exc:
+            log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        return etags

@@ -1,0 +1,1 @@
+"""Write-back queue and workers that carry journal items to the bucket."""

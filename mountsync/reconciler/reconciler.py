@@ -1,0 +1,315 @@
+"""The reconciler: a write-back queue that carries journal items to the bucket.
+
+Items are ``("up", entry_id)`` (upload the entry's current generation) and
+``("del", path)`` (carry out a tombstone). The queue only knows *when* an item
+is due; what to send is read from the journal when the item runs, so a file
+changed while queued is sent once, in its latest state.
+
+Scheduling rules:
+- An upload is due ``write_back_delay`` seconds after the last close (or the
+  last change of a file that is not open for writing); while a file is open
+  for writing it waits, unless forced by ``sync``/``fsync --fsync-upload``.
+- At most one operation per item runs at a time; at most ``workers`` run at once.
+- Transient errors retry with exponential backoff and jitter (``retry``);
+  permanent ones stop the item (reported by ``status``) until the next ``sync``
+  or restart. Data always stays in the cache.
+
+Everything runs on the trio thread; ``run()`` is started in the daemon's nursery.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import trio
+
+from ..backend.base import StoreError
+from ..cache.journal import Journal, Tombstone
+from ..errors import FsError
+from ..retry import backoff_delay
+from .uploader import ConflictError, RenamedDuringUpload, Uploader
+
+log = logging.getLogger("mountsync.reconciler")
+
+Item = tuple[str, object]
+
+
+@dataclass
+class SyncResult:
+    ok: bool
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "done": self.done, "failed": self.failed, "remaining": self.remaining}
+
+
+class Reconciler:
+    def __init__(self, journal: Journal, uploader: Uploader, *, write_back_delay: float = 5.0,
+                 workers: int = 8, allow_delete: bool = False, retry_ceiling: float = 60.0) -> None:
+        self.journal = journal
+        self.uploader = uploader
+        self.delay = write_back_delay
+        self.allow_delete = allow_delete
+        self.retry_ceiling = retry_ceiling
+        self.due: dict[Item, float] = {}
+        self.writers: Counter[int] = Counter()
+        self.inflight: dict[Item, trio.Event] = {}
+        self.forced: set[Item] = set()
+        self.stopped: dict[Item, str] = {}  # permanent failures, item → reason
+        self.worker_limit = trio.Semaphore(workers)
+        self._wake = trio.Event()
+        self._progress = trio.Event()
+        self.completed = 0
+
+    # ------------------------------------------------------------ ChangeSink
+
+    def changed(self, entry_id: int) -> None:
+        if self.writers[entry_id] <= 0:
+            self._schedule(("up", entry_id), trio.current_time() + self.delay)
+
+    def opened_for_write(self, entry_id: int) -> None:
+        self.writers[entry_id] += 1
+
+    def closed_for_write(self, entry_id: int) -> None:
+        self.writers[entry_id] -= 1
+        if self.writers[entry_id] <= 0:
+            del self.writers[entry_id]
+            e = self.journal.get_by_id(entry_id)
+            if e is not None and e.pending:
+                self._schedule(("up", entry_id), trio.current_time() + self.delay)
+
+    def tombstoned(self, path: str) -> None:
+        self._schedule(("del", path), trio.current_time())
+
+    async def wait_idle(self, entry_id: int) -> None:
+        ev = self.inflight.get(("up", entry_id))
+        if ev is not None:
+            await ev.wait()
+
+    async def upload_now(self, entry_id: int, timeout: float = 120.0) -> None:
+        e = self.journal.get_by_id(entry_id)
+        if e is None or not e.pending:
+            return
+        result = await self.sync(timeout, only=[("up", entry_id)])
+        if not result.ok:
+            raise FsError(5, f"upload of {e.path!r} did not complete: {result.failed or result.remaining}")
+
+    # ------------------------------------------------------------ queue
+
+    def _schedule(self, item: Item, when: float) -> None:
+        self.stopped.pop(item, None)
+        cur = self.due.get(item)
+        if cur is None or when != cur:
+            self.due[item] = when
+            self._wake.set()
+
+    def recover(self) -> int:
+        """Queue everything an earlier run left pending. Returns the number of items."""
+        now = trio.current_time()
+        n = 0
+        for e in self.journal.pending():
+            self.due[("up", e.id)] = now
+            n += 1
+        for t in self.journal.tombstones():
+            self.due[("del", t.path)] = now
+            n += 1
+        self._wake.set()
+        return n
+
+    def _eligible(self, item: Item) -> bool:
+        if item in self.inflight:
+            return False
+        if item[0] == "up" and self.writers[item[1]] > 0 and item not in self.forced:
+            return False
+        return True
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                now = trio.current_time()
+                next_at = math.inf
+                for item, when in sorted(self.due.items(), key=lambda kv: kv[1]):
+                    if not self._eligible(item):
+                        continue
+                    if when <= now:
+                        del self.due[item]
+                        self.inflight[item] = trio.Event()
+                        nursery.start_soon(self._work, item)
+                    else:
+                        next_at = min(next_at, when)
+                        break
+                with trio.move_on_at(next_at):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    async def _work(self, item: Item) -> None:
+        try:
+            async with self.worker_limit:
+                await self._do(item)
+        finally:
+            self.inflight.pop(item).set()
+            self._progress.set()
+            self._progress = trio.Event()
+            self._wake.set()
+
+    async def _do(self, item: Item) -> None:
+        kind, ident = item
+        try:
+            if kind == "up":
+                e = await self.uploader.upload(ident)
+                if e is not None and e.pending:
+                    self._after_partial(item)
+                else:
+                    self.forced.discard(item)
+            else:
+                await self.uploader.delete(ident)
+                self.forced.discard(item)
+            self.completed += 1
+        except RenamedDuringUpload as r:
+            self._renamed_during_upload(ident, r)
+            self.due[item] = trio.current_time() + (0 if item in self.forced else self.delay)
+        except ConflictError as exc:
+            self._stop(item, f"conflict: {exc}")
+        except StoreError as exc:
+            if exc.transient:
+                self._retry(item, exc)
+            else:
+                self._stop(item, f"{type(exc).__name__}: {exc}")
+        except OSError as exc:
+            self._stop(item, f"local error: {exc}")
+
+    def _after_partial(self, item: Item) -> None:
+        """The file changed during its upload: send the newer generation too."""
+        if item in self.forced:
+            self.due[item] = trio.current_time()
+        elif self.writers[item[1]] <= 0:
+            self.due[item] = trio.current_time() + self.delay
+
+    def _renamed_during_upload(self, entry_id: int, r: RenamedDuringUpload) -> None:
+        if self.allow_delete:
+            self.journal.add_tombstone(Tombstone(r.old_path, 0o100000, r.etag, time.time()))
+            self._schedule(("del", r.old_path), trio.current_time())
+        else:
+            log.warning("%r was uploaded just before it was renamed; without --allow-delete "
+                        "the copy under the old name stays in the bucket", r.old_path)
+
+    def _retry(self, item: Item, exc: StoreError) -> None:
+        attempts, where = self._bump_attempts(item, str(exc))
+        wait = backoff_delay(attempts, ceiling=self.retry_ceiling)
+        self.due[item] = trio.current_time() + wait
+        log.info("retrying %s in %.1fs (attempt %d): %s", where, wait, attempts, exc)
+        if where is not None:
+            self._set_next_attempt(item, time.time() + wait)
+
+    def _bump_attempts(self, item: Item, reason: str) -> tuple[int, str | None]:
+        kind, ident = item
+        if kind == "up":
+            e = self.journal.get_by_id(ident)
+            if e is None:
+                return 1, None
+            self.journal.update(ident, attempts=e.attempts + 1, error=reason)
+            return e.attempts + 1, e.path
+        t = self.journal.tombstone(ident)
+        if t is None:
+            return 1, None
+        self.journal.update_tombstone(ident, attempts=t.attempts + 1, error=reason)
+        return t.attempts + 1, f"delete of {ident}"
+
+    def _set_next_attempt(self, item: Item, when: float) -> None:
+        if item[0] == "up":
+            self.journal.update(item[1], next_attempt=when)
+        else:
+            self.journal.update_tombstone(item[1], next_attempt=when)
+
+    def _stop(self, item: Item, reason: str) -> None:
+        self.stopped[item] = reason
+        self.forced.discard(item)
+        _attempts, where = self._bump_attempts(item, reason)
+        log.warning("stopped %s: %s (data kept in the cache)", where or item, reason)
+
+    # ------------------------------------------------------------ sync
+
+    def _targets(self) -> dict[Item, int]:
+        out: dict[Item, int] = {("up", e.id): e.dirty_gen for e in self.journal.pending()}
+        out.update({("del", t.path): 0 for t in self.journal.tombstones()})
+        return out
+
+    def _satisfied(self, item: Item, gen: int) -> bool:
+        if item[0] == "up":
+            e = self.journal.get_by_id(item[1])
+            return e is None or e.uploaded_gen >= gen
+        return self.journal.tombstone(item[1]) is None
+
+    def _describe(self, item: Item) -> str:
+        if item[0] == "up":
+            e = self.journal.get_by_id(item[1])
+            return e.path if e is not None else f"entry {item[1]}"
+        return f"delete {item[1]}"
+
+    async def sync(self, timeout: float | None = None, only: list[Item] | None = None) -> SyncResult:
+        """Send everything pending now, ignoring the write-back delay; wait for it."""
+        targets = self._targets()
+        if only is not None:
+            targets = {i: g for i, g in targets.items() if i in only}
+        now = trio.current_time()
+        for item in targets:
+            self.stopped.pop(item, None)
+            self.forced.add(item)
+            if item not in self.inflight:
+                self.due[item] = now
+        self._wake.set()
+        done = 0
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while True:
+                remaining = {i: g for i, g in targets.items() if not self._satisfied(i, g)}
+                done = len(targets) - len(remaining)
+                failed = [i for i in remaining if i in self.stopped]
+                if not remaining:
+                    return SyncResult(True, done)
+                if len(failed) == len(remaining):
+                    return SyncResult(False, done, [f"{self._describe(i)}: {self.stopped[i]}" for i in failed])
+                await self._progress.wait()
+        remaining = [i for i, g in targets.items() if not self._satisfied(i, g)]
+        for i in remaining:
+            self.forced.discard(i)
+        return SyncResult(False, len(targets) - len(remaining),
+                          [f"{self._describe(i)}: {self.stopped[i]}" for i in remaining if i in self.stopped],
+                          [self._describe(i) for i in remaining if i not in self.stopped])
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict:
+        pending = []
+        for e in self.journal.pending():
+            item = ("up", e.id)
+            sent, total = self.uploader.progress.get(e.id, (0, e.size))
+            pending.append({
+                "path": e.path, "size": e.size, "state": self._state(item),
+                "error": e.error, "attempts": e.attempts,
+                "next_attempt": e.next_attempt or None, "sent": sent, "total": total,
+            })
+        deletes = [{"path": t.path, "state": self._state(("del", t.path)), "error": t.error,
+                    "attempts": t.attempts} for t in self.journal.tombstones()]
+        return {
+            "pending_files": len(pending),
+            "pending_bytes": sum(p["size"] for p in pending),
+            "pending": pending,
+            "pending_deletes": deletes,
+            "errors": [{"item": self._describe(i), "error": r} for i, r in self.stopped.items()],
+            "uploads_done": self.completed,
+        }
+
+    def _state(self, item: Item) -> str:
+        if item in self.inflight:
+            return "uploading" if item[0] == "up" else "deleting"
+        if item in self.stopped:
+            return "stopped"
+        if item[0] == "up" and self.writers[item[1]] > 0:
+            return "open"
+        return "queued"

@@ -1,0 +1,230 @@
+"""Carrying one journal item to the bucket: an entry's upload or a tombstone's delete.
+
+An upload sends a *snapshot*: the cache file is copied under its snapshot gate
+(see ``cache.datafiles``) and the copy is uploaded, so the object is always a
+state the file really had. Uploads are conditional on the entry's base:
+``If-Match: base`` when the key existed, ``If-None-Match: *`` when it did
+not. Large files go up as multipart uploads with parts in parallel; the
+upload id is recorded in the journal while in flight so a restart can abort it.
+
+Outcomes are exceptions the reconciler maps to retry decisions:
+``StoreError`` with ``transient`` (retry later), ``ConflictError`` (the
+bucket changed under the local edit), other ``StoreError`` (stop the item).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass
+
+import trio
+
+from .. import attrs as attrs_mod
+from .. import keys
+from ..backend.aio import AsyncStore
+from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
+from ..cache.datafiles import DataStore
+from ..cache.journal import Entry, Journal
+
+log = logging.getLogger("mountsync.reconciler")
+
+
+class ConflictError(StoreError):
+    """The object changed in the bucket since the local copy's base."""
+
+
+@dataclass
+class UploadSettings:
+    prefix: str = ""
+    multipart_threshold: int = 64 * 1024**2
+    part_size: int = 16 * 1024**2
+    part_concurrency: int = 4
+
+
+def metadata_for(e: Entry) -> dict[str, str]:
+    mode = e.kind | (e.mode & 0o7777)
+    return attrs_mod.to_metadata(attrs_mod.Attrs(mode=mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns))
+
+
+def object_key(prefix: str, e_path: str, kind: int) -> str:
+    return keys.dir_key(prefix, e_path) if kind == stat.S_IFDIR else keys.file_key(prefix, e_path)
+
+
+class Uploader:
+    """Stateless apart from progress counters; all journal access on the trio thread."""
+
+    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, settings: UploadSettings) -> None:
+        self.store = store
+        self.journal = journal
+        self.data = data
+        self.s = settings
+        self.progress: dict[int, tuple[int, int]] = {}  # entry id → (bytes sent, total)
+
+    async def upload(self, entry_id: int) -> Entry | None:
+        """Upload the entry's current generation. Returns the updated entry (None if gone)."""
+        e = self.journal.get_by_id(entry_id)
+        if e is None or not e.pending:
+            return e
+        path_at_start = e.path
+        key = object_key(self.s.prefix, e.path, e.kind)
+        if e.kind == stat.S_IFDIR:
+            gen = e.dirty_gen
+            result = await self.store.put(key, b"", metadata_for(e))
+        elif e.kind == stat.S_IFLNK:
+            gen = e.dirty_gen
+            body = (e.target or "").encode("utf-8", "surrogateescape")
+            result = await self._put(key, body, metadata_for(e), e.base_etag)
+        elif e.meta_only and e.base_etag is not None:
+            gen = e.dirty_gen
+            try:
+                result = await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
+            except (PreconditionFailedError, NotFoundError) as exc:
+                raise ConflictError(f"{e.path!r} changed in the bucket before its metadata was updated") from exc
+        else:
+            result, gen = await self._upload_data(e, key)
+        return self._commit(entry_id, path_at_start, gen, result)
+
+    def _commit(self, entry_id: int, path_at_start: str, gen: int, result: PutResult) -> Entry | None:
+        e = self.journal.get_by_id(entry_id)
+        if e is None:
+            log.debug("entry %d was removed while uploading", entry_id)
+            return None
+        if e.path != path_at_start:
+            # renamed while uploading: the new path still needs its upload; the
+            # object now at the old key is reported (tombstoned by the caller if allowed)
+            raise RenamedDuringUpload(path_at_start, result.etag)
+        changes = dict(base_etag=result.etag, base_version=result.version_id,
+                       uploaded_gen=max(gen, e.uploaded_gen), error=None, attempts=0, next_attempt=0)
+        if gen >= e.dirty_gen:
+            changes["meta_only"] = 0
+        self.journal.update(entry_id, **changes)
+        return self.journal.get_by_id(entry_id)
+
+    async def _put(self, key: str, body, metadata: dict, base: str | None) -> PutResult:
+        try:
+            if base is None:
+                return await self.store.put(key, body, metadata, if_none_match=True)
+            return await self.store.put(key, body, metadata, if_match=base)
+        except NotFoundError:
+            if base is None:
+                raise
+            # deleted in the bucket under the local edit: the local edit is kept under its name
+            log.warning("%r was deleted in the bucket while edited here; uploading the local version", key)
+            if hasattr(body, "seek"):
+                body.seek(0)
+            return await self.store.put(key, body, metadata, if_none_match=True)
+        except PreconditionFailedError as exc:
+            raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+
+    async def _upload_data(self, e: Entry, key: str) -> tuple[PutResult, int]:
+        cf = self.data.acquire(e.id)
+        snap = os.path.join(self.data.snap_dir, f"{e.id}.upload")
+        try:
+            size, gen = await cf.snapshot(snap, lambda: self._gen_of(e.id))
+        finally:
+            self.data.release(cf)
+        e = self.journal.get_by_id(e.id) or e
+        md = metadata_for(e)
+        try:
+            self.progress[e.id] = (0, size)
+            if size >= self.s.multipart_threshold:
+                result = await self._multipart(e, key, snap, size, md)
+            else:
+                f = open(snap, "rb")
+                try:
+                    result = await self._put(key, f, md, e.base_etag)
+                finally:
+                    f.close()
+            return result, gen
+        finally:
+            self.progress.pop(e.id, None)
+            try:
+                os.unlink(snap)
+            except FileNotFoundError:
+                pass
+
+    def _gen_of(self, entry_id: int) -> int:
+        e = self.journal.get_by_id(entry_id)
+        return e.dirty_gen if e is not None else 0
+
+    async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict) -> PutResult:
+        upload_id = await self.store.create_multipart(key, md)
+        self.journal.update(e.id, mpu_id=upload_id)
+        part_size = max(self.s.part_size, -(-size // 10000))
+        count = -(-size // part_size)
+        etags: dict[int, str] = {}
+        sent = 0
+        limiter = trio.Semaphore(self.s.part_concurrency)
+
+        async def one(num: int) -> None:
+            nonlocal sent
+            async with limiter:
+                off = (num - 1) * part_size
+                body = await trio.to_thread.run_sync(_read_at, snap, off, min(part_size, size - off))
+                etags[num] = await self.store.upload_part(key, upload_id, num, body)
+                sent += len(body)
+                self.progress[e.id] = (sent, size)
+
+        try:
+            async with trio.open_nursery() as n:
+                for num in range(1, count + 1):
+                    n.start_soon(one, num)
+            parts = [(num, etags[num]) for num in range(1, count + 1)]
+            try:
+                if e.base_etag is None:
+                    result = await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
+                else:
+                    result = await self.store.complete_multipart(key, upload_id, parts, if_match=e.base_etag)
+            except PreconditionFailedError as exc:
+                raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+            except NotFoundError:
+                if e.base_etag is None:
+                    raise
+                result = await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.abort_multipart(e.id, key, upload_id)
+            raise
+        self.journal.update(e.id, mpu_id=None)
+        return result
+
+    async def abort_multipart(self, entry_id: int | None, key: str, upload_id: str) -> None:
+        try:
+            await self.store.abort_multipart(key, upload_id)
+        except NotFoundError:
+            pass
+        except StoreError as exc:
+            log.info("could not abort multipart upload of %r yet (%s); will retry at next start", key, exc)
+            return
+        if entry_id is not None and self.journal.get_by_id(entry_id) is not None:
+            self.journal.update(entry_id, mpu_id=None)
+
+    async def delete(self, path: str) -> None:
+        """Carry out the tombstone at ``path`` (conditional on its base ETag when known)."""
+        t = self.journal.tombstone(path)
+        if t is None:
+            return
+        key = object_key(self.s.prefix, t.path, t.kind)
+        try:
+            await self.store.delete(key, if_match=t.base_etag)
+        except PreconditionFailedError as exc:
+            raise ConflictError(f"{key!r} changed in the bucket; not deleting the newer version") from exc
+        except NotFoundError:
+            pass
+        if self.journal.tombstone(path) is not None and self.journal.tombstone(path).created == t.created:
+            self.journal.remove_tombstone(path)
+
+
+class RenamedDuringUpload(Exception):
+    def __init__(self, old_path: str, etag: str) -> None:
+        super().__init__(old_path)
+        self.old_path = old_path
+        self.etag = etag
+
+
+def _read_at(path: str, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)

@@ -1,0 +1,138 @@
+"""Wiring: builds the layers below the FUSE adapter, in one place.
+
+``Stack`` owns the journal, the data files, the async store, the reconciler
+and the filesystem core, constructed in dependency order (backend → cache →
+reconciler → core). The daemon and the core tests both use it, so tests run
+the same wiring as a mount, minus the kernel.
+
+Lifecycle: ``Stack.open`` (lock the cache dir, open the journal, recover) →
+``stack.run_background(nursery)`` → ... → ``await stack.drain(timeout)`` →
+``stack.close()``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import stat
+from dataclasses import dataclass
+
+from .attrs import Defaults
+from .backend.aio import AsyncStore
+from .backend.base import ObjectStore, StoreError
+from .cache.datafiles import DataStore
+from .cache.journal import Journal
+from .config import MountConfig
+from .core.base import CoreOptions
+from .core.filesystem import FileSystem
+from .errors import UserError
+from .reconciler.reconciler import Reconciler, SyncResult
+from .reconciler.uploader import UploadSettings, Uploader
+
+log = logging.getLogger("mountsync")
+
+
+def prepare_cache_dir(path: str) -> None:
+    """Create the cache dir 0700 (and fix a looser mode)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if stat.S_IMODE(os.stat(path).st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def lock_cache_dir(path: str) -> int:
+    """Take the one-daemon-per-cache-dir lock; returns the lock fd (held until exit)."""
+    fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            other = os.pread(fd, 32, 0).decode().strip()
+        except OSError:
+            other = "?"
+        os.close(fd)
+        raise UserError(f"cache dir {path} is in use by another mountsync daemon (pid {other}); "
+                        "unmount that mount first or pass a different --cache-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+@dataclass
+class Stack:
+    config: MountConfig
+    store: AsyncStore
+    journal: Journal
+    data: DataStore
+    uploader: Uploader
+    reconciler: Reconciler
+    fs: FileSystem
+    cache_dir: str
+    lock_fd: int | None
+
+    @classmethod
+    def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> "Stack":
+        cache_dir = config.resolved_cache_dir()
+        prepare_cache_dir(cache_dir)
+        lock_fd = lock_cache_dir(cache_dir) if lock else None
+        journal = Journal(os.path.join(cache_dir, "journal.db"))
+        data = DataStore(cache_dir)
+        astore = AsyncStore(store, max_concurrency=max(16, config.upload_workers * 2))
+        uploader = Uploader(astore, journal, data, UploadSettings(
+            prefix=config.prefix, multipart_threshold=config.multipart_threshold, part_size=config.part_size))
+        reconciler = Reconciler(journal, uploader, write_back_delay=config.write_back_delay,
+                                workers=config.upload_workers, allow_delete=config.allow_delete)
+        options = CoreOptions(
+            prefix=config.prefix, read_only=config.read_only, allow_delete=config.allow_delete,
+            metadata_ttl=config.metadata_ttl, read_timeout=config.read_timeout,
+            fsync_upload=config.fsync_upload,
+            defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
+        )
+        fs = FileSystem(astore, journal, data, reconciler, options)
+        stack = cls(config, astore, journal, data, uploader, reconciler, fs, cache_dir, lock_fd)
+        stack._recover_local()
+        return stack
+
+    def _recover_local(self) -> None:
+        """Restart after a crash: the data file is the truth for a dirty file's size;
+        snapshot leftovers and data files no entry owns are removed."""
+        self.data.clear_snapshots()
+        known = set()
+        for e in self.journal.pending():
+            if e.kind == stat.S_IFREG and not e.meta_only:
+                size = self.data.file_size(e.id)
+                if size != e.size:
+                    self.journal.update(e.id, size=size)
+        for dirpath, _dirs, files in os.walk(self.data.data_dir):
+            for name in files:
+                if name.isdigit():
+                    known.add(int(name))
+        for entry_id in known:
+            if self.journal.get_by_id(entry_id) is None:
+                self.data.remove(entry_id)
+
+    async def recover_remote(self) -> None:
+        """Abort multipart uploads an earlier run left, then queue every pending item."""
+        for e in self.journal.with_multipart():
+            key = self.config.prefix + e.path
+            await self.uploader.abort_multipart(e.id, key, e.mpu_id)
+        n = self.reconciler.recover()
+        if n:
+            log.info("resuming %d pending item(s) from an earlier run", n)
+
+    async def run_background(self) -> None:
+        """Run the reconciler until cancelled (start it in the daemon's nursery)."""
+        try:
+            await self.recover_remote()
+        except StoreError as exc:
+            log.info("could not clean up earlier multipart uploads yet: %s", exc)
+        await self.reconciler.run()
+
+    async def drain(self, timeout: float | None) -> SyncResult:
+        return await self.reconciler.sync(timeout)
+
+    def close(self) -> None:
+        self.journal.close()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
