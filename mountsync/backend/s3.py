@@ -25,10 +25,20 @@ DeleteObjects. So this client sets ``request_checksum_calculation=
 - DeleteObjects (checksum required by the API) gets botocore's CRC32 header
   *and* a Content-MD5 added by an event handler, which satisfies both AWS and
   servers that still insist on MD5.
+- ``Expect: 100-continue`` (botocore adds it to every upload) is kept only for
+  bodies of 1 MiB and more; below that it just costs a round trip.
 - Downloads are not checksum-validated by botocore (ranged GETs carry no
   whole-object checksum anyway); callers can compare ETags.
 moto 5.2 verifies neither Content-MD5 nor x-amz-checksum-* (it accepts wrong
 values), so tests check that the header is sent, not that it is enforced.
+
+Stats: each method call is counted once under its operation name, whatever
+botocore retried underneath; ``bytes_up`` counts the body sent (even if the
+request then failed), ``bytes_down`` the body received.
+
+Limits: ``copy`` is a single CopyObject, so sources over 5 GiB fail with
+InvalidRequestError (no UploadPartCopy). ``CopySourceIfMatch`` is sent but some
+servers (moto) ignore it.
 
 Errors are mapped to ``base.py`` classes by ``map_error``: the server's code
 and HTTP status decide; connection failures become UnreachableError (could not
@@ -83,9 +93,9 @@ _PRECONDITION_CODES = {"PreconditionFailed", "412"}
 _TRANSIENT_CODES = {
     "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
     "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "OperationAborted",
-    "ConditionalRequestConflict", "RequestTimeTooSkewed", "500", "502", "503", "504",
+    "ConditionalRequestConflict", "500", "502", "503", "504",
 }
-_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def map_error(exc: BaseException, what: str = "") -> StoreError:
@@ -185,7 +195,8 @@ def _body_and_md5(body: Body) -> tuple[Any, str, int]:
     if isinstance(body, (bytes, bytearray, memoryview)):
         data = bytes(body)
         return data, _md5_b64(data), len(data)
-    try:
+    seekable = getattr(body, "seekable", None)
+    if callable(seekable) and seekable():
         pos = body.tell()
         h = hashlib.md5()
         size = 0
@@ -194,9 +205,8 @@ def _body_and_md5(body: Body) -> tuple[Any, str, int]:
             size += len(chunk)
         body.seek(pos)
         return body, base64.b64encode(h.digest()).decode("ascii"), size
-    except (AttributeError, OSError, ValueError):
-        data = body.read()
-        return data, _md5_b64(data), len(data)
+    data = body.read()
+    return data, _md5_b64(data), len(data)
 
 
 class S3Store:
@@ -307,11 +317,7 @@ class S3Store:
             raise
 
     def list_page(
-        self,
-        prefix: str,
-        delimiter: str | None = "/",
-        token: str | None = None,
-        max_keys: int = 1000,
+        self, prefix: str, delimiter: str | None = "/", token: str | None = None, max_keys: int = 1000
     ) -> ListPage:
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if delimiter:
@@ -349,13 +355,7 @@ class S3Store:
     def head(self, key: str) -> ObjectInfo:
         return self._head(key)
 
-    def get(
-        self,
-        key: str,
-        start: int = 0,
-        end: int | None = None,
-        if_match: str | None = None,
-    ) -> bytes:
+    def get(self, key: str, start: int = 0, end: int | None = None, if_match: str | None = None) -> bytes:
         if start < 0 or (end is not None and end < 0):
             raise InvalidRequestError(f"bad range [{start}, {end})", code="InvalidArgument")
         if end is not None and end <= start:
@@ -382,13 +382,8 @@ class S3Store:
             raise
 
     def put(
-        self,
-        key: str,
-        body: Body,
-        metadata: dict[str, str] | None = None,
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
+        self, key: str, body: Body, metadata: dict[str, str] | None = None, *,
+        if_match: str | None = None, if_none_match: bool = False,
     ) -> PutResult:
         payload, md5, size = _body_and_md5(body)
         params: dict[str, Any] = {
@@ -424,13 +419,8 @@ class S3Store:
         return _etag(resp.get("ETag"))
 
     def complete_multipart(
-        self,
-        key: str,
-        upload_id: str,
-        parts: list[tuple[int, str]],
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
+        self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
+        if_match: str | None = None, if_none_match: bool = False,
     ) -> PutResult:
         params: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -473,12 +463,7 @@ class S3Store:
             markers = {"KeyMarker": key_marker, "UploadIdMarker": upload_marker}
 
     def copy(
-        self,
-        src_key: str,
-        dst_key: str,
-        metadata: dict[str, str] | None = None,
-        *,
-        if_match: str | None = None,
+        self, src_key: str, dst_key: str, metadata: dict[str, str] | None = None, *, if_match: str | None = None
     ) -> PutResult:
         params: dict[str, Any] = {
             "Bucket": self.bucket,

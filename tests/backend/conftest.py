@@ -1,15 +1,16 @@
 """Fixtures for the backend suite: one ``store`` fixture over every implementation.
 
-``store`` is parametrized over ``memory`` (MemoryStore) and ``s3`` (S3Store
-against a session-scoped in-process moto server, marked ``moto``). Each test
-gets an empty bucket of its own; moto is reset after each s3 test so no state
-leaks between tests. ``kind`` tells a test which implementation it runs on, for
+``store`` is parametrized over ``memory`` (MemoryStore), ``faulty`` (a
+FaultyStore with no faults around a MemoryStore: checks that the wrapper
+passes every argument through) and ``s3`` (S3Store against a session-scoped
+in-process moto server, marked ``moto``). Each test
+gets an empty, newly created bucket; moto is reset after each s3 test so no
+state leaks between tests. ``kind`` tells a test which implementation it runs on, for
 the few places where moto deviates from S3 (documented at the use site).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import uuid
 from pathlib import Path
@@ -22,26 +23,38 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from mountsync.backend.faulty import FaultyStore  # noqa: E402
 from mountsync.backend.memory import MemoryStore  # noqa: E402
 from tests.support.moto_server import (  # noqa: E402
+    TEST_ENV,
     make_boto3_client,
+    make_s3_store,
     start_threaded_moto,
     use_test_aws_env,
 )
 
-STORE_KINDS = ["memory", pytest.param("s3", marks=pytest.mark.moto)]
+STORE_KINDS = ["memory", "faulty", pytest.param("s3", marks=pytest.mark.moto)]
 
 
 @pytest.fixture(scope="session")
 def moto_server():
     """A running moto server for the session, with dummy AWS credentials in the env."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
     with use_test_aws_env():
         server = start_threaded_moto()
         try:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Dummy AWS credentials for one test, without a server."""
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -51,18 +64,6 @@ def moto_client(moto_server):
 
 def _new_bucket_name() -> str:
     return f"test-{uuid.uuid4().hex[:20]}"
-
-
-def make_s3_store(endpoint: str, bucket: str, **kwargs):
-    from mountsync.backend.s3 import S3Store
-
-    return S3Store(
-        bucket,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        force_path_style=True,
-        **kwargs,
-    )
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -76,14 +77,28 @@ def store(kind, request):
     if kind == "memory":
         yield MemoryStore("test-bucket")
         return
+    if kind == "faulty":
+        yield FaultyStore(MemoryStore("test-bucket"))
+        return
     server = request.getfixturevalue("moto_server")
     client = request.getfixturevalue("moto_client")
-    bucket = _new_bucket_name()
-    client.create_bucket(Bucket=bucket)
+    s3_store = request.getfixturevalue("session_s3_store")
+    client.create_bucket(Bucket=s3_store.bucket)  # moto was reset: a new, empty bucket
+    s3_store.stats.reset()
     try:
-        yield make_s3_store(server.endpoint, bucket)
+        yield s3_store
     finally:
         server.reset()
+
+
+@pytest.fixture(scope="session")
+def session_s3_store(moto_server):
+    """One S3Store reused by every s3 test (building a boto3 client costs ~0.1 s).
+
+    Its bucket is created afresh for each test by ``store`` and wiped by a moto
+    reset afterwards, so reusing the client shares no bucket state.
+    """
+    return make_s3_store(moto_server.endpoint, "conformance-bucket")
 
 
 @pytest.fixture
@@ -91,5 +106,7 @@ def missing_bucket_store(kind, request):
     """A store whose bucket does not exist."""
     if kind == "memory":
         return MemoryStore("no-such-bucket", bucket_exists=False)
+    if kind == "faulty":
+        return FaultyStore(MemoryStore("no-such-bucket", bucket_exists=False))
     server = request.getfixturevalue("moto_server")
     return make_s3_store(server.endpoint, _new_bucket_name())

@@ -420,3 +420,25 @@ def test_stats_count_requests_and_bytes(store):
         "delete_many": 1,
         "check_bucket": 1,
     }
+
+
+# ----------------------------------------------------------- concurrency
+
+
+def test_concurrent_if_none_match_has_one_winner(store):
+    """Conditional creates race: exactly one writer wins, the rest get 412."""
+
+    def attempt(i):
+        try:
+            store.put("race", f"writer {i}".encode(), if_none_match=True)
+            return i
+        except PreconditionFailedError:
+            return None
+
+    for round_ in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(attempt, range(16)))
+        winners = [i for i in results if i is not None]
+        assert len(winners) == 1, f"round {round_}: winners {winners}"
+        assert store.get("race") == f"writer {winners[0]}".encode()
+        store.delete("race")

@@ -21,6 +21,7 @@ server handle.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -99,6 +100,8 @@ class ThreadedMoto:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        # werkzeug logs every request (and moto's internal tracebacks) at INFO/ERROR.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -215,3 +218,14 @@ def make_boto3_client(endpoint: str):
             max_pool_connections=16,
         ),
     )
+
+
+def make_s3_store(endpoint: str, bucket: str, **kwargs):
+    """An ``S3Store`` on ``endpoint`` (path-style, us-east-1); ``kwargs`` go to its constructor.
+
+    Credentials come from the environment: call ``apply_test_aws_env()`` (or use
+    ``use_test_aws_env()``) first.
+    """
+    from mountsync.backend.s3 import S3Store
+
+    return S3Store(bucket, endpoint_url=endpoint, region="us-east-1", force_path_style=True, **kwargs)

@@ -1,0 +1,328 @@
+"""Command line: mount, unmount, sync, status, demo (SPEC §2).
+
+Every failure a user can hit prints one line ``mountsync: what, why, what to
+do`` on stderr and exits non-zero; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import fields
+
+from . import control
+from .config import MountConfig, load_yaml_config, parse_mode, parse_size
+from .errors import UserError
+from .keys import split_bucket_arg
+
+log = logging.getLogger("mountsync")
+
+READY_TIMEOUT = 120.0
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _add_mount_options(p: argparse.ArgumentParser) -> None:
+    add = p.add_argument
+    add("--prefix")
+    add("--region")
+    add("--endpoint-url")
+    add("--force-path-style", action="store_true", default=None)
+    add("--profile")
+    add("--no-sign-request", action="store_true", default=None)
+    add("--read-only", action="store_true", default=None)
+    add("--allow-delete", action="store_true", default=None)
+    add("--cache-dir")
+    add("--max-cache-size", type=parse_size)
+    add("--write-back-delay", type=float, metavar="SECONDS")
+    add("--metadata-ttl", type=float, metavar="SECONDS")
+    add("--conflict-strategy", choices=["keep-both", "local-wins", "remote-wins", "newest-wins", "manual"])
+    add("--fsync-upload", action="store_true", default=None)
+    add("--uid", type=int)
+    add("--gid", type=int)
+    add("--file-mode", type=parse_mode)
+    add("--dir-mode", type=parse_mode)
+    add("--allow-other", action="store_true", default=None)
+    add("--allow-root", action="store_true", default=None)
+    add("--storage-class")
+    add("--sse", choices=["AES256", "aws:kms"])
+    add("--sse-kms-key-id")
+    add("--foreground", "-f", action="store_true", default=None)
+    add("--log-file")
+    add("--config", metavar="FILE")
+    add("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mountsync", description="Mount an S3 bucket as a local folder.")
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("mount", help="mount BUCKET[/PREFIX/] at MOUNTPOINT")
+    p.add_argument("source", metavar="BUCKET[/PREFIX/]")
+    p.add_argument("mountpoint")
+    _add_mount_options(p)
+    p.add_argument("--debug", action="store_true", dest="debug_mount")
+
+    p = sub.add_parser("unmount", help="upload what is pending, then unmount")
+    p.add_argument("mountpoint")
+    p.add_argument("--timeout", type=float, default=60.0)
+
+    p = sub.add_parser("sync", help="wait until everything written so far is in the bucket")
+    p.add_argument("mountpoint")
+    p.add_argument("--timeout", type=float, default=None)
+
+    p = sub.add_parser("status", help="pending uploads, errors, cache use, endpoint")
+    p.add_argument("mountpoint")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true")
+
+    p = sub.add_parser("demo", help="embedded S3 server with a bucket, mounted; Ctrl-C unmounts")
+    p.add_argument("mountpoint", nargs="?", default="demo-mnt")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> MountConfig:
+    bucket, prefix = split_bucket_arg(args.source)
+    values: dict = {}
+    if args.config:
+        values.update(load_yaml_config(args.config))
+    for f in fields(MountConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    if getattr(args, "debug_mount", False) or args.debug:
+        values["debug"] = True
+    values["prefix"] = values.get("prefix") or prefix
+    values.update(bucket=bucket, mountpoint=args.mountpoint)
+    for size_field in ("max_cache_size",):
+        if isinstance(values.get(size_field), str):
+            values[size_field] = parse_size(values[size_field])
+    for mode_field in ("file_mode", "dir_mode"):
+        if isinstance(values.get(mode_field), str):
+            values[mode_field] = parse_mode(values[mode_field])
+    try:
+        return MountConfig(**values).validate()
+    except TypeError as exc:
+        raise UserError(f"bad option: {exc}") from None
+
+
+# ---------------------------------------------------------------- logging
+
+
+def setup_logging(debug: bool, log_file: str | None = None) -> None:
+    handler: logging.Handler
+    if log_file:
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handler = logging.StreamHandler(os.fdopen(fd, "a", buffering=1))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not debug else logging.INFO)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if not config.foreground:
+        return _spawn_daemon(args, config)
+    from .daemon import Daemon
+
+    log_file = config.log_file
+    setup_logging(config.debug, log_file)
+    ready_fd = args.ready_fd
+    daemon = Daemon(config)
+    try:
+        daemon.prepare()
+    except UserError as exc:
+        if ready_fd is not None:
+            _tell(ready_fd, "ERROR " + str(exc))
+        raise
+
+    def ready() -> None:
+        if ready_fd is not None:
+            _tell(ready_fd, "READY")
+        else:
+            print(f"mountsync: {config.bucket} mounted at {config.mountpoint} (Ctrl-C to unmount)", file=sys.stderr)
+
+    daemon.run(ready)
+    return 0
+
+
+def _tell(fd: int, message: str) -> None:
+    try:
+        os.write(fd, (message.replace("\n", " ") + "\n").encode())
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _spawn_daemon(args: argparse.Namespace, config: MountConfig) -> int:
+    """Start ``mount --foreground`` detached and wait until it is usable or failed."""
+    from .daemon import check_mountpoint, clear_dead_mount
+    from .stack import prepare_cache_dir
+
+    clear_dead_mount(config.mountpoint)
+    check_mountpoint(config.mountpoint)
+    cache_dir = config.resolved_cache_dir()
+    prepare_cache_dir(cache_dir)
+    log_file = config.log_file or os.path.join(cache_dir, "daemon.log")
+    argv = [sys.executable, "-m", "mountsync"]
+    if config.debug:
+        argv.append("--debug")
+    argv += ["mount"] + _forwarded(args.raw_argv) + ["--foreground", "--log-file", log_file]
+    r, w = os.pipe()
+    argv += ["--ready-fd", str(w)]
+    with open(os.devnull, "rb") as devnull_in, open(os.devnull, "wb") as devnull_out:
+        proc = subprocess.Popen(argv, stdin=devnull_in, stdout=devnull_out, stderr=devnull_out,
+                                pass_fds=(w,), start_new_session=True, close_fds=True)
+    os.close(w)
+    deadline = time.monotonic() + READY_TIMEOUT
+    buf = b""
+    with os.fdopen(r, "rb") as pipe:
+        while b"\n" not in buf and time.monotonic() < deadline:
+            chunk = pipe.read1(4096) if hasattr(pipe, "read1") else pipe.read(4096)
+            if not chunk:
+                break
+            buf += chunk
+    line = buf.decode(errors="replace").strip()
+    if line == "READY":
+        print(f"mountsync: {config.bucket} mounted at {config.mountpoint}")
+        return 0
+    if line.startswith("ERROR "):
+        proc.wait(timeout=30)
+        raise UserError(line[len("ERROR "):])
+    code = proc.poll()
+    raise UserError(f"the mount daemon {'exited with status ' + str(code) if code is not None else 'did not start'}"
+                    f" before the mount was ready; see {log_file}")
+
+
+def _forwarded(argv: list[str]) -> list[str]:
+    """The user's ``mount`` arguments, minus those the parent handles itself."""
+    out = []
+    i = argv.index("mount") + 1 if "mount" in argv else 0
+    skip = False
+    for a in argv[i:]:
+        if skip:
+            skip = False
+            continue
+        if a in ("--foreground", "-f", "--debug"):
+            continue
+        if a in ("--log-file", "--ready-fd"):
+            skip = True
+            continue
+        if a.startswith("--log-file=") or a.startswith("--ready-fd="):
+            continue
+        out.append(a)
+    return out
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    reply = control.request(args.mountpoint, {"op": "sync", "timeout": args.timeout},
+                            timeout=None if args.timeout is None else args.timeout + 30)
+    if reply.get("ok"):
+        return 0
+    _report_unfinished("sync", reply)
+    return 1
+
+
+def _report_unfinished(what: str, reply: dict) -> None:
+    if "error" in reply:
+        print(f"mountsync: {what} failed: {reply['error']}", file=sys.stderr)
+        return
+    items = reply.get("failed", []) + reply.get("remaining", [])
+    print(f"mountsync: {what}: {len(items)} item(s) not in the bucket yet (kept in the cache; "
+          f"see 'mountsync status'): {'; '.join(items[:5])}", file=sys.stderr)
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    mp = os.path.abspath(args.mountpoint)
+    reply = control.request(mp, {"op": "unmount", "timeout": args.timeout}, timeout=args.timeout + 60)
+    from .daemon import is_mounted
+
+    deadline = time.monotonic() + 30
+    while is_mounted(mp) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_mounted(mp):
+        print(f"mountsync: {mp} is still mounted (busy?); close programs using it and retry", file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        _report_unfinished("unmount", reply)
+        return 1
+    return 0
+
+
+def format_status(st: dict) -> str:
+    lines = [
+        f"mount:     {st['mountpoint']}  ←  s3://{st['bucket']}/{st.get('prefix', '')}  ({st['endpoint']})",
+        f"endpoint:  {'reachable' if st['endpoint_reachable'] else 'UNREACHABLE: ' + str(st['endpoint_error'])}",
+        f"pending:   {st['pending_files']} file(s), {st['pending_bytes']} bytes; "
+        f"{len(st['pending_deletes'])} delete(s)",
+        f"cache:     {st['cache_bytes']} bytes used of {st['max_cache_size']} in {st['cache_dir']}",
+    ]
+    for p in st["pending"][:20]:
+        extra = f" — {p['error']} (attempt {p['attempts']})" if p.get("error") else ""
+        lines.append(f"  {p['state']:9} {p['path']} ({p['sent']}/{p['total']} bytes){extra}")
+    for d in st["pending_deletes"][:20]:
+        extra = f" — {d['error']}" if d.get("error") else ""
+        lines.append(f"  {d['state']:9} delete {d['path']}{extra}")
+    for e in st["errors"]:
+        lines.append(f"error:     {e['item']}: {e['error']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    while True:
+        st = control.request(os.path.abspath(args.mountpoint), {"op": "status"})
+        if args.json:
+            print(json.dumps(st, indent=None if args.watch else 2), flush=True)
+        else:
+            if args.watch:
+                print("\x1b[2J\x1b[H", end="")
+            print(format_status(st), flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(1)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.mountpoint, debug=args.debug)
+
+
+COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "sync": cmd_sync, "status": cmd_status, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)
+    debug = args.debug or getattr(args, "debug_mount", False)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"mountsync: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # an unexpected failure: one line unless --debug
+        if debug:
+            raise
+        print(f"mountsync: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,126 @@
+"""The private control channel between the CLI and a running daemon.
+
+One Unix stream socket per mount, in a per-user runtime directory (mode 0700,
+socket 0600), named by a hash of the mountpoint's real path so the CLI finds
+it from the mountpoint alone. Protocol: the client sends one JSON object on
+one line (``{"op": "sync", ...}``), the daemon answers with one JSON line.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import socket
+import stat
+from typing import Awaitable, Callable
+
+import trio
+
+from .errors import UserError
+
+
+def runtime_dir() -> str:
+    explicit = os.environ.get("MOUNTSYNC_RUNTIME_DIR")
+    if explicit:
+        return explicit
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg):
+        return os.path.join(xdg, "mountsync")
+    return f"/tmp/mountsync-{os.getuid()}"
+
+
+def ensure_private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise UserError(f"runtime dir {path} is not a directory owned by you; remove it or set MOUNTSYNC_RUNTIME_DIR")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def socket_path(mountpoint: str) -> str:
+    # resolve the parent only: stat-ing the mountpoint itself would ask the
+    # (possibly not yet serving) filesystem
+    mountpoint = os.path.abspath(mountpoint).rstrip("/") or "/"
+    head, tail = os.path.split(mountpoint)
+    real = os.path.join(os.path.realpath(head), tail)
+    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return os.path.join(runtime_dir(), f"{digest}.sock")
+
+
+Handler = Callable[[dict], Awaitable[dict]]
+
+
+async def serve(path: str, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Accept control connections until cancelled."""
+    ensure_private_dir(os.path.dirname(path))
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        await sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    listener = trio.SocketListener(sock)
+
+    async def one(stream: trio.SocketStream) -> None:
+        async with stream:
+            buf = b""
+            while b"\n" not in buf:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            try:
+                request = json.loads(buf.split(b"\n", 1)[0])
+                reply = await handler(request)
+            except Exception as exc:  # a bad request must not kill the daemon
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            try:
+                await stream.send_all(json.dumps(reply).encode() + b"\n")
+            except trio.BrokenResourceError:
+                pass
+
+    try:
+        task_status.started()
+        await trio.serve_listeners(one, [listener])
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def request(mountpoint: str, message: dict, timeout: float | None = 30.0) -> dict:
+    """Send one request to the daemon serving ``mountpoint`` and return its answer."""
+    path = socket_path(mountpoint)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except FileNotFoundError:
+        raise UserError(f"{mountpoint} is not a mountsync mount (no daemon found); check the path or mount it") from None
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            raise UserError(f"the mountsync daemon for {mountpoint} is not running; mount it again to resume") from None
+        raise UserError(f"cannot reach the mountsync daemon for {mountpoint}: {exc.strerror}") from None
+    try:
+        s.sendall(json.dumps(message).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise UserError(f"the mountsync daemon for {mountpoint} closed the connection; see its log")
+            buf += chunk
+        return json.loads(buf.split(b"\n", 1)[0])
+    except socket.timeout:
+        raise UserError(f"the mountsync daemon for {mountpoint} did not answer within {timeout:.0f}s") from None
+    finally:
+        s.close()

@@ -1,0 +1,233 @@
+"""The mount daemon's lifecycle.
+
+Order: check the mountpoint and FUSE → connect the backend and check the
+bucket → open the stack (lock the cache dir, journal, local recovery) →
+``pyfuse3.init`` (the mount exists from here) → report ready → run the trio
+loop with one nursery holding the reconciler, the control socket and the
+signal watcher → the FUSE session ends (``unmount`` command, signal or
+external umount) → drain pending uploads within the timeout → close.
+
+Every failure before the mount is ready is a ``UserError`` (one line).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import signal
+import time
+
+import trio
+
+from . import control
+from .backend.base import AccessDeniedError, BucketNotFoundError, StoreError, UnreachableError
+from .config import MountConfig
+from .errors import UserError
+from .fuse import adapter as fuse
+from .stack import Stack
+
+log = logging.getLogger("mountsync")
+
+DEFAULT_DRAIN_TIMEOUT = 60.0
+
+
+def _unescape_mount_field(text: str) -> str:
+    """/proc/self/mounts writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def is_mounted(mountpoint: str) -> str | None:
+    """The filesystem type if ``mountpoint`` is a mount point (from /proc/self/mounts)."""
+    head, tail = os.path.split(os.path.abspath(mountpoint).rstrip("/") or "/")
+    real = os.path.join(os.path.realpath(head), tail)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and _unescape_mount_field(parts[1]) == real:
+                    return parts[2]
+    except OSError:
+        return None
+    return None
+
+
+def check_mountpoint(mountpoint: str) -> None:
+    try:
+        st = os.stat(mountpoint)
+    except FileNotFoundError:
+        raise UserError(f"mountpoint {mountpoint} does not exist: create it with mkdir -p {mountpoint}") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            raise UserError(f"{mountpoint} is a dead mount (its daemon died): run 'fusermount3 -u {mountpoint}' "
+                            "or mount again (mountsync cleans it up)") from None
+        raise UserError(f"cannot use mountpoint {mountpoint}: {exc.strerror}") from None
+    if not os.path.isdir(mountpoint):
+        raise UserError(f"mountpoint {mountpoint} is not a directory")
+    if is_mounted(mountpoint):
+        raise UserError(f"{mountpoint} is already mounted: unmount it first")
+    if os.listdir(mountpoint):
+        raise UserError(f"mountpoint {mountpoint} is not empty: use an empty directory")
+    if not os.path.exists("/dev/fuse"):
+        raise UserError("FUSE is not available (/dev/fuse is missing): load the fuse module or install fuse3")
+
+
+def clear_dead_mount(mountpoint: str) -> None:
+    """If ``mountpoint`` is a mountsync mount whose daemon died, detach it."""
+    try:
+        os.stat(mountpoint)
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            return
+    fstype = is_mounted(mountpoint) or ""
+    if fstype.startswith("fuse"):
+        log.info("detaching dead mount at %s", mountpoint)
+        os.system(f"fusermount3 -u -z '{mountpoint}' >/dev/null 2>&1 || umount -l '{mountpoint}' >/dev/null 2>&1")
+
+
+def check_bucket(store, config: MountConfig) -> None:
+    where = config.endpoint_url or "AWS S3"
+    try:
+        store.check_bucket()
+    except BucketNotFoundError:
+        raise UserError(f"bucket {config.bucket!r} does not exist at {where}: check the name or create it") from None
+    except AccessDeniedError:
+        raise UserError(f"access to bucket {config.bucket!r} denied: check the AWS credentials "
+                        "(environment, --profile) and the bucket policy") from None
+    except UnreachableError as exc:
+        raise UserError(f"endpoint {where} is unreachable ({exc}): check --endpoint-url and the network") from None
+    except StoreError as exc:
+        raise UserError(f"cannot use bucket {config.bucket!r} at {where}: {exc}") from None
+
+
+def make_store(config: MountConfig):
+    from .backend.s3 import S3Store
+
+    return S3Store(
+        bucket=config.bucket, endpoint_url=config.endpoint_url, region=config.region,
+        profile=config.profile, force_path_style=config.force_path_style,
+        no_sign_request=config.no_sign_request, storage_class=config.storage_class,
+        sse=config.sse, sse_kms_key_id=config.sse_kms_key_id,
+    )
+
+
+class Daemon:
+    """One mount. ``prepare()`` does everything that can fail with a user error;
+    ``run()`` serves until unmounted."""
+
+    def __init__(self, config: MountConfig, store=None) -> None:
+        self.config = config
+        self.store = store
+        self.stack: Stack | None = None
+        self.mounted = False
+        self.started = time.time()
+        self._drained = False  # an unmount request already drained the queue
+
+    def prepare(self) -> None:
+        clear_dead_mount(self.config.mountpoint)
+        check_mountpoint(self.config.mountpoint)
+        if self.store is None:
+            self.store = make_store(self.config)
+        check_bucket(self.store, self.config)
+        self.stack = Stack.open(self.config, self.store)
+        adapter = fuse.FuseAdapter(self.stack.fs, writeback_cache=self.config.writeback_cache)
+        source = f"{self.config.bucket}/{self.config.prefix}" if self.config.prefix else self.config.bucket
+        opts = fuse.mount_options(source, allow_other=self.config.allow_other,
+                                  allow_root=self.config.allow_root, read_only=self.config.read_only)
+        try:
+            fuse.init(adapter, self.config.mountpoint, opts)
+        except RuntimeError as exc:
+            self.stack.close()
+            raise UserError(f"cannot mount at {self.config.mountpoint}: {exc} (is FUSE available?)") from None
+        self.mounted = True
+
+    @property
+    def socket(self) -> str:
+        return control.socket_path(self.config.mountpoint)
+
+    def run(self, on_ready=None) -> None:
+        trio.run(self._main, on_ready)
+
+    async def _main(self, on_ready) -> None:
+        stack = self.stack
+        sock = self.socket
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stack.run_background)
+            await nursery.start(control.serve, sock, self._handle)
+            nursery.start_soon(self._watch_signals)
+            if on_ready is not None:
+                on_ready()
+            log.info("mounted %s at %s (cache %s)", stack.store.sync.describe(), self.config.mountpoint,
+                     stack.cache_dir)
+            try:
+                await fuse.serve()
+            finally:
+                # the kernel session is over: upload what is pending, then stop
+                with trio.CancelScope(shield=True):
+                    result = await stack.drain(DEFAULT_DRAIN_TIMEOUT if not self._drained else 0.1)
+                    if not result.ok:
+                        log.warning("unmounted with %d item(s) not uploaded; they stay in the cache "
+                                    "and are uploaded at the next mount: %s",
+                                    len(result.failed) + len(result.remaining),
+                                    ", ".join((result.failed + result.remaining)[:5]))
+                nursery.cancel_scope.cancel()
+        fuse.close(unmount=True)
+        self.mounted = False
+        stack.close()
+
+    async def _shutdown(self, timeout: float) -> dict:
+        result = await self.stack.drain(timeout)
+        self._drained = result.ok
+        fuse.terminate()
+        return result.to_json()
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                log.info("signal %d: uploading what is pending, then unmounting", signum)
+                await self._shutdown(DEFAULT_DRAIN_TIMEOUT)
+                return
+
+    async def _handle(self, req: dict) -> dict:
+        op = req.get("op")
+        timeout = req.get("timeout")
+        if op == "sync":
+            return (await self.stack.reconciler.sync(timeout)).to_json()
+        if op == "status":
+            return await self._status()
+        if op == "unmount":
+            return await self._shutdown(DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        return {"ok": False, "error": f"unknown request {op!r}"}
+
+    async def _status(self) -> dict:
+        stack = self.stack
+        reachable = True
+        reason = None
+        try:
+            with trio.fail_after(5):
+                await stack.store.check_bucket()
+        except trio.TooSlowError:
+            reachable, reason = False, "no answer within 5s"
+        except StoreError as exc:
+            reachable, reason = False, str(exc)
+        st = stack.reconciler.status()
+        st.update({
+            "ok": True,
+            "mountpoint": self.config.mountpoint,
+            "bucket": self.config.bucket,
+            "prefix": self.config.prefix,
+            "endpoint": self.config.endpoint_url or "aws",
+            "endpoint_reachable": reachable,
+            "endpoint_error": reason,
+            "cache_dir": stack.cache_dir,
+            "cache_bytes": await trio.to_thread.run_sync(stack.data.disk_usage),
+            "max_cache_size": self.config.max_cache_size,
+            "backend": stack.store.sync.stats.snapshot(),
+            "pid": os.getpid(),
+            "uptime": time.time() - self.started,
+        })
+        return st

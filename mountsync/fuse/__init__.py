@@ -1,0 +1,1 @@
+"""FUSE adapter (the only package that imports pyfuse3)."""

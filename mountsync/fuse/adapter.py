@@ -1,0 +1,256 @@
+"""The FUSE adapter: the only module that imports pyfuse3.
+
+Each handler unpacks the kernel's arguments, awaits the core, and packs the
+result. Errors are converted exactly once, here: ``FsError`` → its errno;
+any other exception is a bug, logged with its traceback and reported as EIO,
+so no exception ever escapes a handler (that would take the mount down).
+
+Lookup counting: the kernel's references are counted in the core
+(``lookup``/``create``/``mkdir``/``symlink`` count one; readdirplus entries
+count one when ``readdir_reply`` accepts them; ``forget`` subtracts).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat
+
+import pyfuse3
+
+from ..core.filesystem import ROOT_INO, Attr, FileSystem, SetAttr
+from ..errors import FsError
+
+log = logging.getLogger("mountsync.fuse")
+
+
+def _entry(a: Attr) -> pyfuse3.EntryAttributes:
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = a.ino
+    e.generation = 0
+    e.entry_timeout = a.ttl
+    e.attr_timeout = a.ttl
+    e.st_mode = a.mode
+    e.st_nlink = a.nlink
+    e.st_uid = a.uid
+    e.st_gid = a.gid
+    e.st_rdev = 0
+    e.st_size = a.size
+    e.st_blksize = 4096
+    e.st_blocks = (a.size + 511) // 512
+    e.st_atime_ns = a.mtime_ns
+    e.st_mtime_ns = a.mtime_ns
+    e.st_ctime_ns = a.ctime_ns
+    return e
+
+
+def _name(raw: bytes) -> str:
+    return os.fsdecode(raw)
+
+
+def _converting(fn):
+    """Wrap a handler: FsError → FUSEError(errno); anything else → EIO with a logged traceback."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await fn(*args, **kwargs)
+        except FsError as exc:
+            if exc.errno in (errno.EIO,):
+                log.debug("%s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except pyfuse3.FUSEError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s; answering EIO", fn.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+class FuseAdapter(pyfuse3.Operations):
+    supports_dot_lookup = True
+
+    def __init__(self, fs: FileSystem, *, writeback_cache: bool = True) -> None:
+        super().__init__()
+        self.fs = fs
+        self.enable_writeback_cache = writeback_cache
+
+    @_converting
+    async def lookup(self, parent_inode, name, ctx=None):
+        return _entry(await self.fs.lookup(parent_inode, _name(name)))
+
+    async def forget(self, inode_list):
+        try:
+            for ino, n in inode_list:
+                self.fs.forget(ino, n)
+        except Exception:
+            log.exception("unexpected error in forget")
+
+    @_converting
+    async def getattr(self, inode, ctx=None):
+        return _entry(await self.fs.getattr(inode))
+
+    @_converting
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        changes = SetAttr(
+            size=attr.st_size if fields.update_size else None,
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+        )
+        return _entry(await self.fs.setattr(inode, changes))
+
+    @_converting
+    async def readlink(self, inode, ctx):
+        return os.fsencode(await self.fs.readlink(inode))
+
+    @_converting
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        if not stat.S_ISREG(mode):
+            raise FsError(errno.EPERM, "only regular files can be created with mknod")
+        fh, attr = await self.fs.create(parent_inode, _name(name), mode, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                                        ctx.uid, ctx.gid)
+        await self.fs.release(fh)
+        return _entry(attr)
+
+    @_converting
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        return _entry(await self.fs.mkdir(parent_inode, _name(name), mode, ctx.uid, ctx.gid))
+
+    @_converting
+    async def unlink(self, parent_inode, name, ctx):
+        await self.fs.unlink(parent_inode, _name(name))
+
+    @_converting
+    async def rmdir(self, parent_inode, name, ctx):
+        await self.fs.rmdir(parent_inode, _name(name))
+
+    @_converting
+    async def symlink(self, parent_inode, name, target, ctx):
+        return _entry(await self.fs.symlink(parent_inode, _name(name), os.fsdecode(target), ctx.uid, ctx.gid))
+
+    @_converting
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        await self.fs.rename(parent_inode_old, _name(name_old), parent_inode_new, _name(name_new), flags)
+
+    @_converting
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        return _entry(await self.fs.link(inode, new_parent_inode, _name(new_name)))
+
+    @_converting
+    async def open(self, inode, flags, ctx):
+        fh, keep_cache = await self.fs.open(inode, flags)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep_cache)
+
+    @_converting
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        fh, attr = await self.fs.create(parent_inode, _name(name), mode, flags, ctx.uid, ctx.gid)
+        return pyfuse3.FileInfo(fh=fh), _entry(attr)
+
+    @_converting
+    async def read(self, fh, off, size):
+        return await self.fs.read(fh, off, size)
+
+    @_converting
+    async def write(self, fh, off, buf):
+        return await self.fs.write(fh, off, buf)
+
+    @_converting
+    async def flush(self, fh):
+        await self.fs.flush(fh)
+
+    @_converting
+    async def release(self, fh):
+        await self.fs.release(fh)
+
+    @_converting
+    async def fsync(self, fh, datasync):
+        await self.fs.fsync(fh, bool(datasync))
+
+    @_converting
+    async def opendir(self, inode, ctx):
+        return await self.fs.opendir(inode)
+
+    @_converting
+    async def readdir(self, fh, start_id, token):
+        for name, attr, next_id in await self.fs.readdir(fh, start_id):
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), _entry(attr), next_id):
+                break
+            self.fs.remember(attr.ino)
+
+    @_converting
+    async def releasedir(self, fh):
+        self.fs.releasedir(fh)
+
+    @_converting
+    async def fsyncdir(self, fh, datasync):
+        return None
+
+    @_converting
+    async def statfs(self, ctx):
+        s = self.fs.statfs()
+        out = pyfuse3.StatvfsData()
+        out.f_bsize = s["bsize"]
+        out.f_frsize = s["frsize"]
+        out.f_blocks = s["blocks"]
+        out.f_bfree = s["bfree"]
+        out.f_bavail = s["bavail"]
+        out.f_files = s["files"]
+        out.f_ffree = s["ffree"]
+        out.f_favail = s["favail"]
+        out.f_namemax = s["namemax"]
+        return out
+
+    @_converting
+    async def getxattr(self, inode, name, ctx):
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    @_converting
+    async def listxattr(self, inode, ctx):
+        return []
+
+    @_converting
+    async def setxattr(self, inode, name, value, ctx):
+        raise FsError(errno.ENOTSUP, "extended attributes are not stored")
+
+    @_converting
+    async def removexattr(self, inode, name, ctx):
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+
+def mount_options(fsname: str, *, allow_other: bool, allow_root: bool, read_only: bool) -> set[str]:
+    opts = set(pyfuse3.default_options)
+    opts.add(f"fsname={fsname.replace(',', '_')}")
+    opts.add("subtype=mountsync")
+    opts.add("noatime")
+    if allow_other:
+        opts.add("allow_other")
+    elif allow_root:
+        opts.add("allow_root")
+    if read_only:
+        opts.add("ro")
+    return opts
+
+
+async def serve() -> None:
+    """Run the FUSE session until unmounted or ``terminate()``."""
+    await pyfuse3.main()
+
+
+def init(adapter: FuseAdapter, mountpoint: str, options: set[str]) -> None:
+    pyfuse3.init(adapter, mountpoint, options)
+
+
+def close(unmount: bool = True) -> None:
+    pyfuse3.close(unmount=unmount)
+
+
+def terminate() -> None:
+    pyfuse3.terminate()
+
+
+__all__ = ["FuseAdapter", "mount_options", "serve", "init", "close", "terminate", "ROOT_INO"]
