@@ -305,6 +305,14 @@ class S3Store:
 
     # --------------------------------------------------------- operations
 
+    def create_bucket(self) -> None:
+        """Create the bucket (used by ``mountsync demo`` against its embedded server)."""
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        region = self._client.meta.region_name
+        if region and region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        self._call("create_bucket", f"CreateBucket {self.bucket}", lambda: self._client.create_bucket(**params))
+
     def check_bucket(self) -> None:
         what = f"HeadBucket {self.bucket}"
         try:
