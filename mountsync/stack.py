@@ -18,10 +18,13 @@ import os
 import stat
 from dataclasses import dataclass
 
+import trio
+
 from .attrs import Defaults
 from .backend.aio import AsyncStore
 from .backend.base import ObjectStore, StoreError
 from .cache.datafiles import DataStore
+from .cache.eviction import evict
 from .cache.journal import Journal
 from .config import MountConfig
 from .core.base import CoreOptions
@@ -126,7 +129,17 @@ class Stack:
             await self.recover_remote()
         except StoreError as exc:
             log.info("could not clean up earlier multipart uploads yet: %s", exc)
-        await self.reconciler.run()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._evict_periodically)
+            await self.reconciler.run()
+
+    async def _evict_periodically(self, interval: float = 10.0) -> None:
+        while True:
+            await trio.sleep(interval)
+            usage = await trio.to_thread.run_sync(self.data.disk_usage)
+            freed = evict(self.journal, self.data, usage, self.config.max_cache_size)
+            if freed:
+                log.info("evicted %d bytes of clean cached data (limit %d)", freed, self.config.max_cache_size)
 
     async def drain(self, timeout: float | None) -> SyncResult:
         return await self.reconciler.sync(timeout)

@@ -158,6 +158,13 @@ class DataStore:
         except FileNotFoundError:
             return 0
 
+    def allocated(self, entry_id: int) -> int:
+        """Bytes the data file occupies on disk (holes excluded)."""
+        try:
+            return os.stat(self.path_for(entry_id)).st_blocks * 512
+        except FileNotFoundError:
+            return 0
+
     def remove(self, entry_id: int) -> None:
         """Delete the data file (callers ensure nobody holds it open)."""
         try:

@@ -211,7 +211,15 @@ class Journal:
 
     def children(self, dir_path: str) -> list[Entry]:
         """Entries directly inside directory ``dir_path``."""
-        return [e for e in self.under(dir_path) if "/" not in e.path[len(dir_path) + 1 if dir_path else 0:]]
+        if dir_path == "":
+            rows = self._db.execute("SELECT * FROM entries WHERE path != '' AND instr(path, '/') = 0").fetchall()
+        else:
+            lo = dir_path + "/"
+            rows = self._db.execute(
+                "SELECT * FROM entries WHERE path >= ? AND path < ? AND instr(substr(path, ?), '/') = 0",
+                (lo, dir_path + "0", len(lo) + 1),
+            ).fetchall()
+        return [_row_to_entry(r) for r in rows]
 
     def under(self, dir_path: str) -> list[Entry]:
         """Entries strictly below ``dir_path`` (recursively)."""

@@ -7,8 +7,8 @@ snapshot, which bumps the entry's dirty generation (one small commit).
 Invariants:
 - An open handle holds one reference on the node's ``CacheFile`` (``node.cf``
   is set while ``open_count > 0``).
-- A pending data change implies the cache file is complete: opening an
-  incomplete file for writing first fetches the rest (unless O_TRUNC).
+- A pending data change implies the cache file is complete: the first write
+  to an incomplete file fetches the rest first; truncation fetches what it keeps.
 - Concurrent readers of one file fetch under ``node.fetch_lock``, so one
   range is fetched once.
 """
@@ -90,8 +90,6 @@ class FileOps(CoreBase):
         try:
             if flags & os.O_TRUNC and write:
                 await self.truncate(node, 0)
-            elif write and not node.cf.complete:
-                await self._fetch(node, 0, node.size, whole=True)
         except BaseException:
             await self.release(fh)
             raise
@@ -180,6 +178,11 @@ class FileOps(CoreBase):
             raise FsError(errno.EBADF)
         node = h.node
         cf = node.cf
+        if not cf.complete:
+            # the first write to a partly cached file brings in the rest, so that a
+            # pending upload always has the whole content (deferred from open so
+            # that open(O_TRUNC) or a truncate to 0 never downloads)
+            await self._fetch(node, 0, node.size, whole=True)
         await cf.wait_writable()
         n = cf.pwrite(data, offset)
         if offset + n > node.size:

@@ -63,6 +63,13 @@ def _converting(fn):
             raise pyfuse3.FUSEError(exc.errno) from None
         except pyfuse3.FUSEError:
             raise
+        except OSError as exc:
+            if exc.errno is None:
+                log.exception("unexpected error in %s; answering EIO", fn.__name__)
+                raise pyfuse3.FUSEError(errno.EIO) from None
+            if exc.errno == errno.ENOSPC:
+                log.warning("cache disk full during %s: %s", fn.__name__, exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
         except Exception:
             log.exception("unexpected error in %s; answering EIO", fn.__name__)
             raise pyfuse3.FUSEError(errno.EIO) from None

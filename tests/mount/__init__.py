@@ -1,0 +1,1 @@
+"""End-to-end tests that really mount a bucket through FUSE (``pytest.mark.fuse``)."""
