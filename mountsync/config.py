@@ -52,7 +52,8 @@ class MountConfig:
     multipart_threshold: int = 64 * 1024**2
     part_size: int = 16 * 1024**2
     read_timeout: float = 30.0
-    writeback_cache: bool = True
+    writeback_cache: bool = False  # kernel writeback cache: faster writes, but the kernel then ignores
+    # size changes made by other writers (see docs/ARCHITECTURE.md)
 
     def resolved_cache_dir(self) -> str:
         """The cache dir: ``--cache-dir`` or one per (endpoint, bucket, prefix) under XDG_CACHE_HOME."""

@@ -8,6 +8,7 @@ survive; in-memory state does not).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import replace
@@ -17,6 +18,7 @@ import trio
 from mountsync.backend.memory import MemoryStore
 from mountsync.config import MountConfig
 from mountsync.core.filesystem import ROOT_INO, SetAttr
+from mountsync.errors import FsError
 from mountsync.stack import Stack
 
 
@@ -104,6 +106,53 @@ class Rig:
     async def chmod(self, path: str, mode: int) -> None:
         await self.fs.setattr(await self.ino(path), SetAttr(mode=mode))
 
+    async def truncate(self, path: str, size: int) -> None:
+        await self.fs.setattr(await self.ino(path), SetAttr(size=size))
+
+    async def stat(self, path: str):
+        return await self.fs.getattr(await self.ino(path))
+
+    async def open(self, path: str, flags: int = os.O_RDONLY) -> int:
+        fh, _keep = await self.fs.open(await self.ino(path), flags)
+        return fh
+
+    async def write_at(self, path: str, offset: int, data: bytes, flags: int = os.O_WRONLY) -> None:
+        fh = await self.open(path, flags)
+        try:
+            assert await self.fs.write(fh, offset, data) == len(data)
+        finally:
+            await self.fs.release(fh)
+
+    async def symlink(self, path: str, target: str) -> None:
+        p, name = await self.parent_and_name(path)
+        await self.fs.symlink(p, name, target, 0, 0)
+
+    async def readlink(self, path: str) -> str:
+        return await self.fs.readlink(await self.ino(path))
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.ino(path)
+        except FsError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
+    def status(self) -> dict:
+        return self.stack.reconciler.status()
+
+
+async def wait_until(pred, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``pred()`` on the trio loop until it is true or ``timeout`` passes."""
+    deadline = trio.current_time() + timeout
+    while True:
+        if pred():
+            return True
+        if trio.current_time() >= deadline:
+            return False
+        await trio.sleep(interval)
+
 
 def make_config(tmp_path, **kw) -> MountConfig:
     base = dict(bucket="b", mountpoint=str(tmp_path / "mnt"), cache_dir=str(tmp_path / "cache"),
@@ -129,4 +178,4 @@ def run_rig(fn, tmp_path, store=None, **kw):
     return trio.run(main)
 
 
-__all__ = ["Rig", "run_rig", "make_config", "ROOT_INO"]
+__all__ = ["Rig", "run_rig", "make_config", "wait_until", "ROOT_INO"]

@@ -1,0 +1,70 @@
+"""Criterion 8 (mount failures are one clear line) and smoke tests of status and sync."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.mount.helpers import is_mounted, run_cli
+from tests.support.moto_server import closed_port
+
+pytestmark = [pytest.mark.fuse, pytest.mark.moto]
+
+
+def _one_line_failure(m, elapsed: float) -> str:
+    r = m.result
+    assert r.returncode != 0, f"mount succeeded: {r.stdout}"
+    assert elapsed < 15, f"mount took {elapsed:.1f}s to fail"
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {r.stderr!r}"
+    assert not is_mounted(m.mountpoint)
+    return lines[0]
+
+
+def _timed(mount, *args, **kwargs):
+    t0 = time.monotonic()
+    m = mount(*args, check=False, timeout=60, **kwargs)
+    return m, time.monotonic() - t0
+
+
+def test_mount_missing_bucket_fails_with_one_line(mount):
+    m, elapsed = _timed(mount, bucket="no-such-bucket-here")
+    line = _one_line_failure(m, elapsed)
+    assert "no-such-bucket-here" in line and "does not exist" in line, line
+
+
+def test_mount_unreachable_endpoint_fails_with_one_line(mount):
+    port = closed_port()
+    m, elapsed = _timed(mount, endpoint=f"http://127.0.0.1:{port}")
+    line = _one_line_failure(m, elapsed)
+    assert str(port) in line and "unreachable" in line, line
+
+
+def test_mount_missing_mountpoint_fails_with_one_line(mount, tmp_path):
+    missing = tmp_path / "does-not-exist"
+    m, elapsed = _timed(mount, mountpoint=missing)
+    line = _one_line_failure(m, elapsed)
+    assert str(missing) in line and "does not exist" in line, line
+
+
+def test_status_smoke(mount):
+    m = mount()
+    r = m.cli("status", str(m.mountpoint))
+    assert r.returncode == 0, r.stderr
+    assert "pending" in r.stdout
+    st = m.status()
+    for key in ("pending_files", "pending_bytes", "pending", "pending_deletes", "errors",
+                "endpoint_reachable", "backend", "pid", "cache_dir"):
+        assert key in st, key
+    assert st["endpoint_reachable"] is True
+    assert st["cache_dir"] == str(m.cache_dir)
+
+
+def test_sync_on_a_path_that_is_not_a_mount(cli_env, tmp_path):
+    r = run_cli(cli_env, "sync", str(tmp_path), timeout=60)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert str(tmp_path) in r.stderr
