@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--watch", action="store_true")
 
+    p = sub.add_parser("conflicts", help="conflicts kept, and where each version went")
+    p.add_argument("mountpoint")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("resolve", help="resolve a conflict left pending (--conflict-strategy manual)")
+    p.add_argument("mountpoint")
+    p.add_argument("path", help="path of the file inside the mount")
+    p.add_argument("--keep", choices=["local", "remote", "both"], required=True)
+
     p = sub.add_parser("demo", help="embedded S3 server with a bucket, mounted; Ctrl-C unmounts")
     p.add_argument("mountpoint", nargs="?", default="demo-mnt")
     return parser
@@ -271,6 +280,8 @@ def format_status(st: dict) -> str:
         f"pending:   {st['pending_files']} file(s), {st['pending_bytes']} bytes; "
         f"{len(st['pending_deletes'])} delete(s)",
         f"cache:     {st['cache_bytes']} bytes used of {st['max_cache_size']} in {st['cache_dir']}",
+        f"conflicts: {st.get('conflicts', 0)} ({st.get('conflicts_open', 0)} waiting for you; "
+        "see 'mountsync conflicts')",
     ]
     for p in st["pending"][:20]:
         extra = f" — {p['error']} (attempt {p['attempts']})" if p.get("error") else ""
@@ -297,13 +308,40 @@ def cmd_status(args: argparse.Namespace) -> int:
         time.sleep(1)
 
 
+def cmd_conflicts(args: argparse.Namespace) -> int:
+    reply = control.request(os.path.abspath(args.mountpoint), {"op": "conflicts"})
+    items = reply.get("conflicts", [])
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no conflicts")
+    for c in items:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["time"]))
+        state = "" if c["resolved"] else "  [OPEN: mountsync resolve ... --keep local|remote|both]"
+        print(f"{when}  {c['path']}  ({c['kind']}, {c['strategy']})  local → {c['local_to']}; "
+              f"bucket → {c['remote_to']}{state}")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    mp = os.path.abspath(args.mountpoint)
+    path = os.path.relpath(os.path.abspath(args.path), mp) if os.path.isabs(args.path) else args.path
+    reply = control.request(mp, {"op": "resolve", "path": path, "keep": args.keep}, timeout=300)
+    if reply.get("ok"):
+        return 0
+    _report_unfinished("resolve", reply)
+    return 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args.mountpoint, debug=args.debug)
 
 
-COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "sync": cmd_sync, "status": cmd_status, "demo": cmd_demo}
+COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "sync": cmd_sync, "status": cmd_status,
+            "conflicts": cmd_conflicts, "resolve": cmd_resolve, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,7 @@ class MountConfig:
     multipart_threshold: int = 64 * 1024**2
     part_size: int = 16 * 1024**2
     read_timeout: float = 30.0
+    conditional_writes: str = "auto"  # auto: probe once per cache dir; yes/no: trust this
     writeback_cache: bool = False  # kernel writeback cache: faster writes, but the kernel then ignores
     # size changes made by other writers (see docs/ARCHITECTURE.md)
 

@@ -43,6 +43,14 @@ def safe_host(host: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", short)[:40]
 
 
+_CONFLICT_RE = re.compile(r"\.conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+")
+
+
+def strip_conflict_suffix(name: str) -> str:
+    """The original name of a conflict copy (``a.conflict-…-h.txt`` → ``a.txt``); others unchanged."""
+    return _CONFLICT_RE.sub("", name, count=1)
+
+
 def conflict_name(name: str, when: float, host: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
     """The conflict name for ``name`` at time ``when`` (UTC), not in ``taken``."""
     stem, ext = split_extension(name)

@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import time
+from dataclasses import asdict
 
 import trio
 
@@ -25,6 +26,7 @@ from . import control
 from .backend.base import AccessDeniedError, BucketNotFoundError, StoreError, UnreachableError
 from .config import MountConfig
 from .errors import UserError
+from .events import InvalidateEntry, InvalidateInode
 from .fuse import adapter as fuse
 from .stack import Stack
 
@@ -153,7 +155,20 @@ class Daemon:
     async def _main(self, on_ready) -> None:
         stack = self.stack
         sock = self.socket
+        send, receive = trio.open_memory_channel(10_000)
+
+        def to_kernel(ev: object) -> None:
+            try:
+                if isinstance(ev, InvalidateInode):
+                    send.send_nowait(("inode", (ev.ino,)))
+                elif isinstance(ev, InvalidateEntry):
+                    send.send_nowait(("entry", (ev.parent_ino, ev.name)))
+            except trio.WouldBlock:
+                log.debug("kernel invalidation queue full; the TTL bounds staleness")
+
+        stack.events.subscribe(to_kernel)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(fuse.invalidate_kernel_caches, receive)
             nursery.start_soon(stack.run_background)
             await nursery.start(control.serve, sock, self._handle)
             nursery.start_soon(self._watch_signals)
@@ -199,6 +214,13 @@ class Daemon:
             return await self._status()
         if op == "unmount":
             return await self._shutdown(DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
+        if op == "conflicts":
+            return {"ok": True, "conflicts": [asdict(c) for c in self.stack.journal.conflicts()]}
+        if op == "resolve":
+            keep = req.get("keep")
+            if keep not in ("local", "remote", "both"):
+                return {"ok": False, "error": "keep must be local, remote or both"}
+            return (await self.stack.reconciler.resolve(str(req.get("path", "")).strip("/"), keep)).to_json()
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         return {"ok": False, "error": f"unknown request {op!r}"}

@@ -16,7 +16,7 @@ import fcntl
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -30,6 +30,8 @@ from .config import MountConfig
 from .core.base import CoreOptions
 from .core.filesystem import FileSystem
 from .errors import UserError
+from .events import EventBus
+from .reconciler.conflict import ConflictHandler
 from .reconciler.reconciler import Reconciler, SyncResult
 from .reconciler.uploader import UploadSettings, Uploader
 
@@ -72,6 +74,9 @@ class Stack:
     fs: FileSystem
     cache_dir: str
     lock_fd: int | None
+    events: EventBus
+    conflicts: ConflictHandler
+    recovered: trio.Event = field(default_factory=trio.Event)  # set once pending items are queued
 
     @classmethod
     def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> "Stack":
@@ -81,8 +86,13 @@ class Stack:
         journal = Journal(os.path.join(cache_dir, "journal.db"))
         data = DataStore(cache_dir)
         astore = AsyncStore(store, max_concurrency=max(16, config.upload_workers * 2))
+        events = EventBus()
+        conflicts = ConflictHandler(astore, journal, data, events, prefix=config.prefix,
+                                    strategy=config.conflict_strategy,
+                                    recovery_dir=os.path.join(cache_dir, "recovery"))
         uploader = Uploader(astore, journal, data, UploadSettings(
-            prefix=config.prefix, multipart_threshold=config.multipart_threshold, part_size=config.part_size))
+            prefix=config.prefix, multipart_threshold=config.multipart_threshold, part_size=config.part_size),
+            conflicts)
         reconciler = Reconciler(journal, uploader, write_back_delay=config.write_back_delay,
                                 workers=config.upload_workers, allow_delete=config.allow_delete)
         options = CoreOptions(
@@ -91,8 +101,8 @@ class Stack:
             fsync_upload=config.fsync_upload,
             defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
         )
-        fs = FileSystem(astore, journal, data, reconciler, options)
-        stack = cls(config, astore, journal, data, uploader, reconciler, fs, cache_dir, lock_fd)
+        fs = FileSystem(astore, journal, data, reconciler, options, events)
+        stack = cls(config, astore, journal, data, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
         stack._recover_local()
         return stack
 
@@ -114,8 +124,19 @@ class Stack:
             if self.journal.get_by_id(entry_id) is None:
                 self.data.remove(entry_id)
 
+    async def check_conditional_writes(self) -> None:
+        """Find out once per cache dir whether the server honours conditional writes."""
+        known = self.journal.get_meta("conditional_writes")
+        if self.config.conditional_writes in ("yes", "no"):
+            known = self.config.conditional_writes
+        elif known is None and not self.config.read_only:
+            known = "yes" if await self.uploader.probe_conditional_writes() else "no"
+            self.journal.set_meta("conditional_writes", known)
+        self.uploader.conditional_writes = known != "no"
+
     async def recover_remote(self) -> None:
         """Abort multipart uploads an earlier run left, then queue every pending item."""
+        await self.check_conditional_writes()
         for e in self.journal.with_multipart():
             key = self.config.prefix + e.path
             await self.uploader.abort_multipart(e.id, key, e.mpu_id)
@@ -129,6 +150,8 @@ class Stack:
             await self.recover_remote()
         except StoreError as exc:
             log.info("could not clean up earlier multipart uploads yet: %s", exc)
+            self.reconciler.recover()
+        self.recovered.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
             await self.reconciler.run()

@@ -70,6 +70,18 @@ CREATE TABLE IF NOT EXISTS tombstones (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    local_etag TEXT,
+    remote_etag TEXT,
+    local_to TEXT,
+    remote_to TEXT,
+    resolved INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -118,6 +130,25 @@ class Tombstone:
     error: str | None = None
     attempts: int = 0
     next_attempt: float = 0.0
+
+
+@dataclass
+class Conflict:
+    """One conflict and where each version went (``bucket:KEY``, ``recovery:FILE``,
+    ``pending``, ``discarded``...). ``kind``: ``modified`` (both changed),
+    ``deleted-remotely`` (remote delete under a local edit), ``delete-refused``
+    (a local delete of a key that changed remotely)."""
+
+    time: float
+    path: str
+    kind: str
+    strategy: str
+    local_etag: str | None = None
+    remote_etag: str | None = None
+    local_to: str | None = None
+    remote_to: str | None = None
+    resolved: int = 0
+    id: int | None = None
 
 
 _ENTRY_COLS = [f.name for f in fields(Entry) if f.name != "id"]
@@ -291,6 +322,31 @@ class Journal:
 
     def remove_tombstone(self, path: str) -> None:
         self._db.execute("DELETE FROM tombstones WHERE path = ?", (path,))
+
+    # -------------------------------------------------------------- conflicts
+
+    def add_conflict(self, c: "Conflict") -> int:
+        cols = [f.name for f in fields(Conflict) if f.name != "id"]
+        cur = self._db.execute(
+            f"INSERT INTO conflicts ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+            [getattr(c, k) for k in cols],
+        )
+        c.id = cur.lastrowid
+        return c.id
+
+    def update_conflict(self, conflict_id: int, **changes) -> None:
+        sets = ",".join(f"{c} = ?" for c in changes)
+        self._db.execute(f"UPDATE conflicts SET {sets} WHERE id = ?", [*changes.values(), conflict_id])
+
+    def conflicts(self) -> list["Conflict"]:
+        rows = self._db.execute("SELECT * FROM conflicts ORDER BY id").fetchall()
+        return [Conflict(**dict(r)) for r in rows]
+
+    def open_conflict(self, path: str) -> "Conflict | None":
+        row = self._db.execute(
+            "SELECT * FROM conflicts WHERE path = ? AND resolved = 0 ORDER BY id DESC LIMIT 1", (path,)
+        ).fetchone()
+        return Conflict(**dict(row)) if row else None
 
     # ------------------------------------------------------------------- meta
 

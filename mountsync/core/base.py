@@ -30,6 +30,7 @@ from ..backend.base import NotFoundError, StoreError
 from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
+from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
 from .namespace import LocalChild, list_remote_dir, merge_children, parse_listing
 from .nodes import ROOT_INO, InodeTable, Node
 
@@ -64,12 +65,14 @@ def now_ns() -> int:
 
 class CoreBase:
     def __init__(self, store: AsyncStore, journal: Journal, data: DataStore,
-                 sink: ChangeSink, options: CoreOptions) -> None:
+                 sink: ChangeSink, options: CoreOptions, events: EventBus | None = None) -> None:
         self.store = store
         self.journal = journal
         self.data = data
         self.sink = sink
         self.opt = options
+        self.events = events if events is not None else EventBus()
+        self.events.subscribe(self._on_event)
         self.table = InodeTable()
         self._invalid_logged: set[str] = set()
         d = options.defaults
@@ -218,6 +221,8 @@ class CoreBase:
                        metadata: dict | None) -> None:
         """The bucket holds a new version of a clean node: drop cached bytes, take its attributes."""
         log.debug("remote change of %r: %s", node.path, etag)
+        node.content_version += 1
+        self.events.publish(InvalidateInode(node.ino))
         node.etag = etag
         node.size = size
         node.mtime_ns = mtime_ns
@@ -302,3 +307,47 @@ class CoreBase:
         if node.entry_id is not None and self.journal.get_by_id(node.entry_id) is None:
             if self.data.peek(node.entry_id) is None:
                 self.data.remove(node.entry_id)
+
+    # ------------------------------------------------------------ events from below
+
+    def _on_event(self, ev: object) -> None:
+        if isinstance(ev, EntryMoved):
+            self._entry_moved(ev)
+        elif isinstance(ev, EntryReset):
+            self._entry_reset(ev)
+        elif isinstance(ev, PathChanged):
+            self._relist_parent_of(ev.path)
+
+    def _relist_parent_of(self, path: str) -> None:
+        parent = self.table.by_path.get(keys.parent_of(path))
+        if parent is not None and parent.is_dir:
+            parent.listed_at = float("-inf")
+            self.events.publish(InvalidateEntry(parent.ino, keys.name_of(path)))
+
+    def _entry_moved(self, ev: EntryMoved) -> None:
+        """The reconciler moved a local edit to a conflict name: follow it, and let the
+        original name show the bucket's version at the next lookup."""
+        node = self.table.by_path.get(ev.old_path)
+        old_parent = self.table.by_path.get(keys.parent_of(ev.old_path))
+        new_parent = self.table.by_path.get(keys.parent_of(ev.new_path))
+        if node is not None and node.entry_id == ev.entry_id:
+            if old_parent is not None and old_parent.children is not None:
+                old_parent.children.pop(keys.name_of(ev.old_path), None)
+            self.table.repath(node, ev.new_path)
+            node.etag = None
+            if new_parent is not None and new_parent.children is not None:
+                new_parent.children[keys.name_of(ev.new_path)] = node
+        self._relist_parent_of(ev.old_path)
+        self._relist_parent_of(ev.new_path)
+
+    def _entry_reset(self, ev: EntryReset) -> None:
+        """The local version was replaced by the bucket's: take the entry's new attributes."""
+        node = self.table.by_path.get(ev.path)
+        e = self.journal.get_by_id(ev.entry_id)
+        if node is None or node.entry_id != ev.entry_id or e is None:
+            self._relist_parent_of(ev.path)
+            return
+        node.size = e.size
+        node.mtime_ns = e.mtime_ns
+        node.content_version += 1
+        self.events.publish(InvalidateInode(node.ino))

@@ -84,7 +84,9 @@ class FileOps(CoreBase):
         write = (flags & os.O_ACCMODE) != os.O_RDONLY
         if write:
             self.writable()
-        keep_cache = await self._revalidate(node)
+        await self._revalidate(node)
+        keep_cache = node.kernel_version == node.content_version
+        node.kernel_version = node.content_version
         self._attach_cache(node)
         fh = self._new_handle(node, write)
         try:

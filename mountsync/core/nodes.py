@@ -48,7 +48,7 @@ class Node:
         "ino", "kind", "path", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns",
         "etag", "meta_known", "attr_time", "nlookup", "open_count", "writers",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
-        "cf", "fetch_lock", "read_end", "readahead",
+        "cf", "fetch_lock", "read_end", "readahead", "content_version", "kernel_version",
     )
 
     def __init__(self, ino: int, kind: int, path: str, *, mode: int, uid: int, gid: int,
@@ -81,6 +81,10 @@ class Node:
         self.fetch_lock = trio.Lock() if kind == stat.S_IFREG else None
         self.read_end = -1
         self.readahead = 0
+        # bumped when the bytes change behind the kernel's back (another writer);
+        # open() lets the kernel keep its page cache only if it saw this version
+        self.content_version = 0
+        self.kernel_version = 0
 
     @property
     def is_dir(self) -> bool:

@@ -248,6 +248,25 @@ async def serve() -> None:
     await pyfuse3.main()
 
 
+async def invalidate_kernel_caches(receive) -> None:
+    """Consume (kind, args) from a trio channel and tell the kernel to drop caches.
+
+    ``invalidate_inode`` may block, so it runs in a thread; entries use the
+    non-blocking ``invalidate_entry_async`` (the plain variant can deadlock
+    when called while a request for that directory is being handled)."""
+    import trio
+
+    async for kind, args in receive:
+        try:
+            if kind == "inode":
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, args[0])
+            else:
+                pyfuse3.invalidate_entry_async(args[0], os.fsencode(args[1]), ignore_enoent=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTCONN):
+                log.debug("kernel cache invalidation failed: %s", exc)
+
+
 def init(adapter: FuseAdapter, mountpoint: str, options: set[str]) -> None:
     pyfuse3.init(adapter, mountpoint, options)
 

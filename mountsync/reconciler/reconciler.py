@@ -31,7 +31,8 @@ from ..backend.base import StoreError
 from ..cache.journal import Journal, Tombstone
 from ..errors import FsError
 from ..retry import backoff_delay
-from .uploader import ConflictError, RenamedDuringUpload, Uploader
+from .conflict import ResolvedElsewhere
+from .uploader import RenamedDuringUpload, Uploader
 
 log = logging.getLogger("mountsync.reconciler")
 
@@ -174,8 +175,15 @@ class Reconciler:
         except RenamedDuringUpload as r:
             self._renamed_during_upload(ident, r)
             self.due[item] = trio.current_time() + (0 if item in self.forced else self.delay)
-        except ConflictError as exc:
-            self._stop(item, f"conflict: {exc}")
+        except ResolvedElsewhere as r:
+            if r.manual:
+                self._stop(item, "conflict: the bucket changed under this edit; waiting for "
+                                 "'mountsync resolve' (strategy manual)", quiet=True)
+            elif r.requeue:
+                self.due[item] = trio.current_time()
+            else:
+                self.forced.discard(item)
+                self.completed += 1
         except StoreError as exc:
             if exc.transient:
                 self._retry(item, exc)
@@ -227,11 +235,12 @@ class Reconciler:
         else:
             self.journal.update_tombstone(item[1], next_attempt=when)
 
-    def _stop(self, item: Item, reason: str) -> None:
+    def _stop(self, item: Item, reason: str, quiet: bool = False) -> None:
         self.stopped[item] = reason
         self.forced.discard(item)
         _attempts, where = self._bump_attempts(item, reason)
-        log.warning("stopped %s: %s (data kept in the cache)", where or item, reason)
+        if not quiet:
+            log.warning("stopped %s: %s (data kept in the cache)", where or item, reason)
 
     # ------------------------------------------------------------ sync
 
@@ -282,6 +291,16 @@ class Reconciler:
                           [f"{self._describe(i)}: {self.stopped[i]}" for i in remaining if i in self.stopped],
                           [self._describe(i) for i in remaining if i not in self.stopped])
 
+    async def resolve(self, path: str, keep: str, timeout: float = 120.0) -> SyncResult:
+        """Resolve a conflict left for the user (strategy manual): keep ``local``,
+        ``remote`` or ``both`` versions, then carry it out."""
+        strategy = {"local": "local-wins", "remote": "remote-wins", "both": "keep-both"}[keep]
+        e = self.journal.get(path)
+        if e is None or not e.pending:
+            return SyncResult(False, failed=[f"{path}: no pending local edit to resolve"])
+        self.uploader.conflicts.overrides[e.id] = strategy
+        return await self.sync(timeout, only=[("up", e.id)])
+
     # ------------------------------------------------------------ status
 
     def status(self) -> dict:
@@ -302,6 +321,8 @@ class Reconciler:
             "pending": pending,
             "pending_deletes": deletes,
             "errors": [{"item": self._describe(i), "error": r} for i, r in self.stopped.items()],
+            "conflicts": len(self.journal.conflicts()),
+            "conflicts_open": sum(1 for c in self.journal.conflicts() if not c.resolved),
             "uploads_done": self.completed,
         }
 

@@ -27,12 +27,19 @@ from ..backend.aio import AsyncStore
 from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
 from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
+from .conflict import ConflictHandler, ResolvedElsewhere
 
 log = logging.getLogger("mountsync.reconciler")
 
 
 class ConflictError(StoreError):
     """The object changed in the bucket since the local copy's base."""
+
+
+class StillChanging(ConflictError):
+    """The object changed again while a conflict was being resolved: try later."""
+
+    transient = True
 
 
 @dataclass
@@ -55,11 +62,14 @@ def object_key(prefix: str, e_path: str, kind: int) -> str:
 class Uploader:
     """Stateless apart from progress counters; all journal access on the trio thread."""
 
-    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, settings: UploadSettings) -> None:
+    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, settings: UploadSettings,
+                 conflicts: ConflictHandler) -> None:
         self.store = store
         self.journal = journal
         self.data = data
         self.s = settings
+        self.conflicts = conflicts
+        self.conditional_writes = True  # False: the server ignores If-Match; check with HEAD first
         self.progress: dict[int, tuple[int, int]] = {}  # entry id → (bytes sent, total)
 
     async def upload(self, entry_id: int) -> Entry | None:
@@ -75,13 +85,10 @@ class Uploader:
         elif e.kind == stat.S_IFLNK:
             gen = e.dirty_gen
             body = (e.target or "").encode("utf-8", "surrogateescape")
-            result = await self._put(key, body, metadata_for(e), e.base_etag)
+            result = await self._put_resolving(e, key, lambda: body, metadata_for(e), None)
         elif e.meta_only and e.base_etag is not None:
             gen = e.dirty_gen
-            try:
-                result = await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
-            except (PreconditionFailedError, NotFoundError) as exc:
-                raise ConflictError(f"{e.path!r} changed in the bucket before its metadata was updated") from exc
+            result = await self._update_metadata(e, key)
         else:
             result, gen = await self._upload_data(e, key)
         return self._commit(entry_id, path_at_start, gen, result)
@@ -102,21 +109,83 @@ class Uploader:
         self.journal.update(entry_id, **changes)
         return self.journal.get_by_id(entry_id)
 
+    async def probe_conditional_writes(self) -> bool:
+        """Does the server honour ``If-None-Match: *`` on PUT? Writes and deletes one
+        probe object of our own (``.mountsync-probe-<random>``) under the prefix."""
+        import uuid
+
+        key = f"{self.s.prefix}.mountsync-probe-{uuid.uuid4().hex}"
+        await self.store.put(key, b"probe", {}, if_none_match=True)
+        try:
+            await self.store.put(key, b"probe", {}, if_none_match=True)
+            honoured = False
+        except PreconditionFailedError:
+            honoured = True
+        finally:
+            try:
+                await self.store.delete(key)
+            except StoreError as exc:
+                log.info("could not delete probe object %r: %s", key, exc)
+        self.conditional_writes = honoured
+        if not honoured:
+            log.warning("the server ignores conditional writes (If-None-Match); uploads check the "
+                        "object with HEAD first, which leaves a short race with other writers")
+        return honoured
+
+    async def _check_base(self, key: str, base: str | None) -> None:
+        """For servers that ignore conditional headers: compare with HEAD just before
+        the upload (a race remains between this HEAD and the PUT; see docs/SEMANTICS.md)."""
+        if self.conditional_writes:
+            return
+        try:
+            current = (await self.store.head(key)).etag
+        except NotFoundError:
+            current = None
+        if current != base:
+            raise ConflictError(f"{key!r} changed in the bucket under a local edit")
+
     async def _put(self, key: str, body, metadata: dict, base: str | None) -> PutResult:
+        await self._check_base(key, base)
         try:
             if base is None:
                 return await self.store.put(key, body, metadata, if_none_match=True)
             return await self.store.put(key, body, metadata, if_match=base)
-        except NotFoundError:
-            if base is None:
+        except (PreconditionFailedError, NotFoundError) as exc:
+            if isinstance(exc, NotFoundError) and base is None:
                 raise
-            # deleted in the bucket under the local edit: the local edit is kept under its name
-            log.warning("%r was deleted in the bucket while edited here; uploading the local version", key)
-            if hasattr(body, "seek"):
-                body.seek(0)
-            return await self.store.put(key, body, metadata, if_none_match=True)
-        except PreconditionFailedError as exc:
             raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+
+    async def _put_resolving(self, e: Entry, key: str, open_body, metadata: dict, snapshot: str | None) -> PutResult:
+        """Conditional PUT; on a conflict, let the conflict handler decide (it may move the
+        entry or reset it, raising ResolvedElsewhere, or let the local version win)."""
+        base = e.base_etag
+        for _attempt in range(3):
+            body = open_body()
+            try:
+                return await self._put(key, body, metadata, base)
+            except ConflictError:
+                base = await self.conflicts.on_upload_conflict(e, snapshot)
+                e = self.journal.get_by_id(e.id) or e
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+        raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
+
+    async def _update_metadata(self, e: Entry, key: str) -> PutResult:
+        """chmod/chown/utime of an uploaded file: a self-copy with new metadata."""
+        try:
+            await self._check_base(key, e.base_etag)
+            return await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
+        except (PreconditionFailedError, NotFoundError, ConflictError):
+            try:
+                remote = await self.store.head(key)
+            except NotFoundError:
+                remote = None
+            if remote is None:
+                # deleted remotely: the whole local file must go up, which needs its bytes
+                raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated")
+            self.conflicts.meta_change_lost(e, remote)
+            raise ResolvedElsewhere(requeue=False) from None
 
     async def _upload_data(self, e: Entry, key: str) -> tuple[PutResult, int]:
         cf = self.data.acquire(e.id)
@@ -130,13 +199,16 @@ class Uploader:
         try:
             self.progress[e.id] = (0, size)
             if size >= self.s.multipart_threshold:
-                result = await self._multipart(e, key, snap, size, md)
-            else:
-                f = open(snap, "rb")
-                try:
-                    result = await self._put(key, f, md, e.base_etag)
-                finally:
-                    f.close()
+                base = e.base_etag
+                for _attempt in range(3):
+                    try:
+                        await self._check_base(key, base)
+                        return await self._multipart(e, key, snap, size, md, base), gen
+                    except ConflictError:
+                        base = await self.conflicts.on_upload_conflict(e, snap)
+                        e = self.journal.get_by_id(e.id) or e
+                raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
+            result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)
             return result, gen
         finally:
             self.progress.pop(e.id, None)
@@ -149,7 +221,7 @@ class Uploader:
         e = self.journal.get_by_id(entry_id)
         return e.dirty_gen if e is not None else 0
 
-    async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict) -> PutResult:
+    async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict, base: str | None) -> PutResult:
         upload_id = await self.store.create_multipart(key, md)
         self.journal.update(e.id, mpu_id=upload_id)
         part_size = max(self.s.part_size, -(-size // 10000))
@@ -173,16 +245,14 @@ class Uploader:
                     n.start_soon(one, num)
             parts = [(num, etags[num]) for num in range(1, count + 1)]
             try:
-                if e.base_etag is None:
+                if base is None:
                     result = await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
                 else:
-                    result = await self.store.complete_multipart(key, upload_id, parts, if_match=e.base_etag)
-            except PreconditionFailedError as exc:
-                raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
-            except NotFoundError:
-                if e.base_etag is None:
+                    result = await self.store.complete_multipart(key, upload_id, parts, if_match=base)
+            except (PreconditionFailedError, NotFoundError) as exc:
+                if isinstance(exc, NotFoundError) and base is None:
                     raise
-                result = await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
+                raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.abort_multipart(e.id, key, upload_id)
@@ -208,9 +278,18 @@ class Uploader:
             return
         key = object_key(self.s.prefix, t.path, t.kind)
         try:
+            if not self.conditional_writes and t.base_etag is not None:
+                current = (await self.store.head(key)).etag
+                if current != t.base_etag:
+                    raise PreconditionFailedError("changed")
             await self.store.delete(key, if_match=t.base_etag)
-        except PreconditionFailedError as exc:
-            raise ConflictError(f"{key!r} changed in the bucket; not deleting the newer version") from exc
+        except PreconditionFailedError:
+            try:
+                current = (await self.store.head(key)).etag
+            except NotFoundError:
+                current = None
+            self.conflicts.on_delete_refused(t.path, t.base_etag, current)
+            return
         except NotFoundError:
             pass
         if self.journal.tombstone(path) is not None and self.journal.tombstone(path).created == t.created:
