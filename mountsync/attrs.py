@@ -13,6 +13,7 @@ so a bucket written by s3fs or rclone shows the right attributes and vice versa.
 from __future__ import annotations
 
 import stat
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
 
 
@@ -54,16 +55,16 @@ def _int(value: str | None) -> int | None:
 def _mtime_ns(meta: dict[str, str], fallback_ns: int) -> int:
     secs_text = meta.get("mtime")
     ns = _int(meta.get("mtime-ns"))
-    secs: float | None = None
+    secs_ns: int | None = None
     if secs_text is not None:
         try:
-            secs = float(secs_text.strip())
-        except ValueError:
-            secs = None
-    if ns is not None and (secs is None or int(secs) == ns // 1_000_000_000):
+            secs_ns = int(Decimal(secs_text.strip()) * 1_000_000_000)
+        except (InvalidOperation, ValueError):
+            secs_ns = None
+    if ns is not None and (secs_ns is None or secs_ns // 1_000_000_000 == ns // 1_000_000_000):
         return ns
-    if secs is not None:
-        return int(round(secs * 1_000_000_000))
+    if secs_ns is not None:
+        return secs_ns
     return fallback_ns
 
 

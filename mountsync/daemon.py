@@ -78,10 +78,10 @@ def check_mountpoint(mountpoint: str) -> None:
 def clear_dead_mount(mountpoint: str) -> None:
     """If ``mountpoint`` is a mountsync mount whose daemon died, detach it."""
     try:
-        os.stat(mountpoint)
+        os.statvfs(mountpoint)  # statfs always reaches the daemon; stat may be served from the attr cache
         return
     except OSError as exc:
-        if exc.errno != errno.ENOTCONN:
+        if exc.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
             return
     fstype = is_mounted(mountpoint) or ""
     if fstype.startswith("fuse"):

@@ -159,6 +159,9 @@ class FileOps(CoreBase):
         if node.open_count == 0 and node.cf is not None:
             self.data.release(node.cf)
             node.cf = None
+        if node.open_count == 0 and node.deferred_delete is not None:
+            path, node.deferred_delete = node.deferred_delete, None
+            self.sink.tombstoned(path)
         self.maybe_collect(node)
 
     # ------------------------------------------------------------ data
@@ -244,12 +247,15 @@ class FileOps(CoreBase):
                     node.readahead = READAHEAD_MIN
                 start = offset - offset % FETCH_ALIGN
                 want = min(node.size, max(end, offset + node.readahead))
-            e = self.ensure_entry(node)
-            key = self.key(node.path)
+            if node.detached:
+                # unlinked while open: no journal entry any more; read the version it had
+                etag, key = node.etag, self.key(node.deferred_delete or node.path)
+            else:
+                etag, key = self.ensure_entry(node).base_etag, self.key(node.path)
             for s, t in cf.ranges.missing(start, want):
                 try:
                     with trio.fail_after(self.opt.read_timeout):
-                        body = await self.store.get(key, s, t, if_match=e.base_etag)
+                        body = await self.store.get(key, s, t, if_match=etag)
                 except trio.TooSlowError:
                     raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
                 except PreconditionFailedError:

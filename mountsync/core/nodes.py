@@ -49,6 +49,7 @@ class Node:
         "etag", "meta_known", "attr_time", "nlookup", "open_count", "writers",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
         "cf", "fetch_lock", "read_end", "readahead", "content_version", "kernel_version",
+        "deferred_delete",
     )
 
     def __init__(self, ino: int, kind: int, path: str, *, mode: int, uid: int, gid: int,
@@ -85,6 +86,7 @@ class Node:
         # open() lets the kernel keep its page cache only if it saw this version
         self.content_version = 0
         self.kernel_version = 0
+        self.deferred_delete: str | None = None  # unlinked while open: remote delete at last close
 
     @property
     def is_dir(self) -> bool:

@@ -131,7 +131,14 @@ class NamespaceOps(FileOps):
         if name in children:
             raise FsError(errno.EEXIST)
         path = keys.join(parent.path, name)
-        tomb = self.journal.tombstone(path if kind != stat.S_IFDIR else path)
+        if self.journal.tombstone(path) is not None:
+            # a delete of this path may be under way: let it finish, so the new
+            # entry's base (what the bucket holds) is known for certain
+            await self.sink.wait_path_idle(path)
+            children = await self.ensure_listed(parent)
+            if name in children:
+                raise FsError(errno.EEXIST)
+        tomb = self.journal.tombstone(path)
         base = tomb.base_etag if tomb is not None and tomb.kind == kind else None
         t = now_ns()
         e = Entry(path=path, kind=kind, mode=stat.S_IMODE(mode), uid=uid, gid=gid, mtime_ns=t,
@@ -209,18 +216,25 @@ class NamespaceOps(FileOps):
         return node, e, remote
 
     def _remove(self, parent: Node, name: str, node: Node, e: Entry | None, remote: bool) -> None:
-        """Hide the entry now; queue the remote delete when the bucket has it."""
+        """Hide the entry now; queue the remote delete when the bucket has it.
+
+        A file still open keeps reading its data after unlink (POSIX): its remote
+        delete waits for the last close, when it may still need to fetch bytes."""
+        base = e.base_etag if e is not None else node.etag
+        node.etag = base
         if remote:
-            base = e.base_etag if e is not None else node.etag
             self.journal.add_tombstone(Tombstone(node.path, node.kind, base, time.time()))
         if e is not None:
             self.journal.delete(e.id)
         if parent.children is not None:
             parent.children.pop(name, None)
         parent.mtime_ns = parent.ctime_ns = now_ns()
+        path = node.path
+        if remote and node.open_count > 0:
+            node.deferred_delete = path
         self.detach(node)
         if remote:
-            self.sink.tombstoned(node.path)
+            self.sink.tombstoned(path, held=node.deferred_delete is not None)
 
     async def unlink(self, parent_ino: int, name: str) -> None:
         parent = self.dir_node(parent_ino)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ..backend.base import StoreError
+from ..backend.base import StoreError, TransientError
 from ..cache.journal import Journal, Tombstone
 from ..errors import FsError
 from ..retry import backoff_delay
@@ -63,6 +63,7 @@ class Reconciler:
         self.inflight: dict[Item, trio.Event] = {}
         self.forced: set[Item] = set()
         self.stopped: dict[Item, str] = {}  # permanent failures, item → reason
+        self.held_deletes: set[str] = set()  # tombstones of files still open here
         self.worker_limit = trio.Semaphore(workers)
         self._wake = trio.Event()
         self._progress = trio.Event()
@@ -85,11 +86,24 @@ class Reconciler:
             if e is not None and e.pending:
                 self._schedule(("up", entry_id), trio.current_time() + self.delay)
 
-    def tombstoned(self, path: str) -> None:
+    def tombstoned(self, path: str, *, held: bool = False) -> None:
+        """A remote delete was recorded. ``held``: not yet (the file is still open);
+        a later call without ``held`` releases it."""
+        if held:
+            self.held_deletes.add(path)
+            self.due.pop(("del", path), None)
+            return
+        self.held_deletes.discard(path)
         self._schedule(("del", path), trio.current_time())
 
     async def wait_idle(self, entry_id: int) -> None:
         ev = self.inflight.get(("up", entry_id))
+        if ev is not None:
+            await ev.wait()
+
+    async def wait_path_idle(self, path: str) -> None:
+        """Wait until no remote delete of ``path`` is in flight."""
+        ev = self.inflight.get(("del", path))
         if ev is not None:
             await ev.wait()
 
@@ -125,6 +139,8 @@ class Reconciler:
 
     def _eligible(self, item: Item) -> bool:
         if item in self.inflight:
+            return False
+        if item[0] == "del" and item[1] in self.held_deletes:
             return False
         if item[0] == "up" and self.writers[item[1]] > 0 and item not in self.forced:
             return False
@@ -191,6 +207,9 @@ class Reconciler:
                 self._stop(item, f"{type(exc).__name__}: {exc}")
         except OSError as exc:
             self._stop(item, f"local error: {exc}")
+        except Exception as exc:  # a bug: keep the loop alive and the data, retry later
+            log.exception("unexpected error while handling %s", self._describe(item))
+            self._retry(item, TransientError(f"internal error: {type(exc).__name__}: {exc}"))
 
     def _after_partial(self, item: Item) -> None:
         """The file changed during its upload: send the newer generation too."""
@@ -246,7 +265,7 @@ class Reconciler:
 
     def _targets(self) -> dict[Item, int]:
         out: dict[Item, int] = {("up", e.id): e.dirty_gen for e in self.journal.pending()}
-        out.update({("del", t.path): 0 for t in self.journal.tombstones()})
+        out.update({("del", t.path): 0 for t in self.journal.tombstones() if t.path not in self.held_deletes})
         return out
 
     def _satisfied(self, item: Item, gen: int) -> bool:

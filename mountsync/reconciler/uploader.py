@@ -240,9 +240,12 @@ class Uploader:
                 self.progress[e.id] = (sent, size)
 
         try:
-            async with trio.open_nursery() as n:
-                for num in range(1, count + 1):
-                    n.start_soon(one, num)
+            try:
+                async with trio.open_nursery() as n:
+                    for num in range(1, count + 1):
+                        n.start_soon(one, num)
+            except BaseExceptionGroup as group:
+                raise first_store_error(group) from None
             parts = [(num, etags[num]) for num in range(1, count + 1)]
             try:
                 if base is None:
@@ -294,6 +297,23 @@ class Uploader:
             pass
         if self.journal.tombstone(path) is not None and self.journal.tombstone(path).created == t.created:
             self.journal.remove_tombstone(path)
+
+
+def first_store_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to report for a failed group of part uploads: a permanent StoreError
+    if any (retrying cannot help), else a transient one, else the group itself."""
+    leaves = []
+
+    def walk(g: BaseExceptionGroup) -> None:
+        for exc in g.exceptions:
+            walk(exc) if isinstance(exc, BaseExceptionGroup) else leaves.append(exc)
+
+    walk(group)
+    store_errors = [e for e in leaves if isinstance(e, StoreError)]
+    for e in store_errors:
+        if not e.transient:
+            return e
+    return store_errors[0] if store_errors else group
 
 
 class RenamedDuringUpload(Exception):

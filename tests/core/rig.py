@@ -34,17 +34,24 @@ class Rig:
         self.stack = Stack.open(self.config, self.store)
         self._cancel = trio.CancelScope()
 
+        stopped = self._stopped = trio.Event()
+
         async def bg(scope=self._cancel, stack=self.stack):
-            with scope:
-                await stack.run_background()
+            try:
+                with scope:
+                    await stack.run_background()
+            finally:
+                stopped.set()
 
         self.nursery.start_soon(bg)
-        await trio.sleep(0)
+        await self.stack.recovered.wait()
 
     async def restart(self, **changes) -> None:
         """Stop without draining (a crash as far as the bucket is concerned) and start again."""
         self._cancel.cancel()
-        await trio.sleep(0)
+        # a worker thread (snapshot copy, store call) may still be finishing: let the
+        # background task exit before the journal is closed under it
+        await self._stopped.wait()
         self.stack.close()
         if changes:
             self.config = replace(self.config, **changes)
@@ -156,7 +163,7 @@ async def wait_until(pred, timeout: float = 10.0, interval: float = 0.02) -> boo
 
 def make_config(tmp_path, **kw) -> MountConfig:
     base = dict(bucket="b", mountpoint=str(tmp_path / "mnt"), cache_dir=str(tmp_path / "cache"),
-                write_back_delay=0.0, metadata_ttl=0.0, uid=0, gid=0)
+                write_back_delay=0.0, metadata_ttl=0.0, uid=0, gid=0, conditional_writes="yes")
     base.update(kw)
     return MountConfig(**base).validate()
 
@@ -166,13 +173,17 @@ def run_rig(fn, tmp_path, store=None, **kw):
     config = make_config(tmp_path, **kw)
 
     async def main():
-        async with trio.open_nursery() as nursery:
-            rig = Rig(config, store, nursery)
-            await rig.start()
-            try:
-                return await fn(rig)
-            finally:
+        rig = None
+        try:
+            async with trio.open_nursery() as nursery:
+                rig = Rig(config, store, nursery)
+                await rig.start()
+                result = await fn(rig)
                 nursery.cancel_scope.cancel()
+            return result
+        finally:
+            # closed only once every background task has exited (none still uses the journal)
+            if rig is not None and rig.stack is not None:
                 rig.stack.close()
 
     return trio.run(main)

@@ -11,8 +11,6 @@ from mountsync.backend.memory import MemoryStore
 
 from .rig import run_rig, wait_until
 
-MiB = 1024 * 1024
-
 
 # ------------------------------------------------------------ local semantics
 

@@ -92,8 +92,6 @@ def test_symlink_detection():
     assert kind_from_metadata({"mode": "junk"}) == stat.S_IFREG
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: attrs._mtime_ns parses a decimal mtime through float, "
-                   "so rclone-style '1700000000.25' or '...123456789' loses nanosecond precision")
 @pytest.mark.parametrize("text, ns", [
     ("1700000000.25", 1_700_000_000_250_000_000),
     ("1700000000.123456789", 1_700_000_000_123_456_789),
