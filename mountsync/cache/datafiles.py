@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -41,6 +42,7 @@ class CacheFile:
         self.loaded = False  # the core copied complete/ranges from the journal
         self.dirty_since_snapshot = False  # a write since the last snapshot bumped dirty_gen
         self._gate: trio.Event | None = None
+        self._holder = None  # the task inside exclusive(), if any
 
     # -- writers
     async def wait_writable(self) -> None:
@@ -78,12 +80,30 @@ class CacheFile:
         self.ranges.clear()
 
     # -- reconciler
+    @asynccontextmanager
+    async def exclusive(self):
+        """Close the gate for the duration of the block (writers wait)."""
+        await self.wait_writable()
+        gate = self._gate = trio.Event()
+        self._holder = trio.lowlevel.current_task()
+        try:
+            yield
+        finally:
+            self._gate = None
+            self._holder = None
+            gate.set()
+
     async def snapshot(self, dst: str, read_gen) -> tuple[int, int]:
         """Copy the file to ``dst`` atomically with respect to writers.
 
         ``read_gen()`` is called at the instant the gate closes and its result
         (the entry's dirty generation) is returned with the size: the snapshot
         holds every write of that generation, and the next write bumps it."""
+        if self._holder is trio.lowlevel.current_task():
+            # inside our own exclusive() block: the file cannot change; copy as is
+            gen = read_gen()
+            size = await trio.to_thread.run_sync(_copy_file, self.fd, dst)
+            return size, gen
         await self.wait_writable()
         gate = self._gate = trio.Event()
         try:

@@ -31,6 +31,7 @@ tasks (there is no ``await`` inside). Durability: WAL with
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -163,16 +164,39 @@ def _row_to_entry(row: sqlite3.Row) -> Entry:
     return Entry(**d)
 
 
+class _Db:
+    """The sqlite connection, with "disk full" turned into OSError(ENOSPC) so that a
+    full cache disk reaches programs as ENOSPC, like any other full disk."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params=()):
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
+            raise
+
+    def executescript(self, sql: str) -> None:
+        self.conn.executescript(sql)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Journal:
     """sqlite3-backed journal. Trio-thread only; every method is one transaction."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         fresh = not os.path.exists(path)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         if fresh:
             os.chmod(path, 0o600)
-        self._db.row_factory = sqlite3.Row
+        conn.row_factory = sqlite3.Row
+        self._db = _Db(conn)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)

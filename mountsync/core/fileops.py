@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import trio
 
 from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
+from ..cache.eviction import evict
 from ..cache.ranges import RangeSet
 from ..errors import FsError
 from .base import CoreBase, now_ns
@@ -189,12 +190,25 @@ class FileOps(CoreBase):
             # that open(O_TRUNC) or a truncate to 0 never downloads)
             await self._fetch(node, 0, node.size, whole=True)
         await cf.wait_writable()
-        n = cf.pwrite(data, offset)
+        self._mark_dirty(node)  # before the bytes land: a change is never left unrecorded
+        try:
+            n = cf.pwrite(data, offset)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self._make_room():
+                raise
+            n = cf.pwrite(data, offset)
         if offset + n > node.size:
             node.size = offset + n
         node.mtime_ns = node.ctime_ns = now_ns()
-        self._mark_dirty(node)
         return n
+
+    def _make_room(self) -> bool:
+        """The cache disk is full: drop every clean cached file that is not open.
+        Returns whether anything was freed (then the write is tried once more)."""
+        freed = evict(self.journal, self.data, usage=1, limit=0)
+        if freed:
+            log.info("cache disk full: evicted %d bytes of clean cached data", freed)
+        return freed > 0
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         node = self.handle(fh).node

@@ -14,6 +14,7 @@ bucket changed under the local edit), other ``StoreError`` (stop the item).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -191,9 +192,29 @@ class Uploader:
         cf = self.data.acquire(e.id)
         snap = os.path.join(self.data.snap_dir, f"{e.id}.upload")
         try:
-            size, gen = await cf.snapshot(snap, lambda: self._gen_of(e.id))
+            try:
+                size, gen = await cf.snapshot(snap, lambda: self._gen_of(e.id))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                _unlink(snap)
+                # no room for a snapshot: send the cache file itself; writers to this
+                # one file wait until it is sent (the snapshot gate stays closed)
+                log.info("cache disk full: uploading %r in place, without a snapshot", e.path)
+                async with cf.exclusive():
+                    gen = self._gen_of(e.id)
+                    cf.dirty_since_snapshot = False
+                    return await self._send(e, key, cf.path, cf.size_on_disk(), gen)
         finally:
             self.data.release(cf)
+        try:
+            return await self._send(e, key, snap, size, gen)
+        finally:
+            _unlink(snap)
+
+    async def _send(self, e: Entry, key: str, source: str, size: int, gen: int) -> tuple[PutResult, int]:
+        """Upload the file at ``source`` (a snapshot, or the gated cache file) as ``key``."""
+        snap = source
         e = self.journal.get_by_id(e.id) or e
         md = metadata_for(e)
         try:
@@ -212,10 +233,6 @@ class Uploader:
             return result, gen
         finally:
             self.progress.pop(e.id, None)
-            try:
-                os.unlink(snap)
-            except FileNotFoundError:
-                pass
 
     def _gen_of(self, entry_id: int) -> int:
         e = self.journal.get_by_id(entry_id)
@@ -321,6 +338,13 @@ class RenamedDuringUpload(Exception):
         super().__init__(old_path)
         self.old_path = old_path
         self.etag = etag
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _read_at(path: str, offset: int, length: int) -> bytes:

@@ -13,12 +13,16 @@ from tests.mount.helpers import file_keys, get_bytes, is_mounted, key_exists, li
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 
+
 def test_file_removed_within_write_back_delay_never_reaches_bucket(mount, s3, bucket):
     m = mount("--write-back-delay", "30")
     swap_data = b"editor swap data\n" * 1000
     swap = m.path(".notes.txt.swp")
     with open(swap, "wb") as f:
         f.write(swap_data)
+    # long enough for an upload that ignored the delay to happen (and then unlink would be EPERM)
+    time.sleep(2)
+    assert not key_exists(s3, bucket, ".notes.txt.swp")
     os.unlink(swap)
     m.sync()
 
