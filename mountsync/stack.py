@@ -154,7 +154,20 @@ class Stack:
         self.recovered.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
-            await self.reconciler.run()
+            await self._supervise_reconciler()
+
+    async def _supervise_reconciler(self) -> None:
+        """Run the reconciler; if it ever dies (a bug), say so and restart it with backoff."""
+        delay = 1.0
+        while True:
+            try:
+                await self.reconciler.run()
+            except Exception:
+                log.exception("the upload worker died; restarting it in %.0fs (pending data is safe in the cache)",
+                              delay)
+                self.reconciler.requeue_after_crash()
+                await trio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def _evict_periodically(self, interval: float = 10.0) -> None:
         while True:

@@ -271,6 +271,8 @@ class FileOps(CoreBase):
                     with trio.fail_after(self.opt.read_timeout):
                         body = await self.store.get(key, s, t, if_match=etag)
                 except trio.TooSlowError:
+                    log.warning("reading %r timed out after %.0fs: the endpoint does not answer",
+                                node.path, self.opt.read_timeout)
                     raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
                 except PreconditionFailedError:
                     node.attr_time = float("-inf")

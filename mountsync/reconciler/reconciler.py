@@ -68,6 +68,7 @@ class Reconciler:
         self._wake = trio.Event()
         self._progress = trio.Event()
         self.completed = 0
+        self.restarts = 0  # times run() died and was restarted (status: worker health)
 
     # ------------------------------------------------------------ ChangeSink
 
@@ -145,6 +146,17 @@ class Reconciler:
         if item[0] == "up" and self.writers[item[1]] > 0 and item not in self.forced:
             return False
         return True
+
+    def requeue_after_crash(self) -> None:
+        """``run`` died: items it had in flight are queued again, their waiters woken."""
+        self.restarts += 1
+        now = trio.current_time()
+        for item, ev in list(self.inflight.items()):
+            self.due[item] = now
+            ev.set()
+        self.inflight.clear()
+        self._progress.set()
+        self._progress = trio.Event()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -343,6 +355,7 @@ class Reconciler:
             "conflicts": len(self.journal.conflicts()),
             "conflicts_open": sum(1 for c in self.journal.conflicts() if not c.resolved),
             "uploads_done": self.completed,
+            "worker_restarts": self.restarts,
         }
 
     def _state(self, item: Item) -> str:

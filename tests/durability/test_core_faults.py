@@ -1,0 +1,123 @@
+"""Faults on the memory backend: a dying worker, the endpoint going away, lock per cache dir."""
+
+import errno
+
+import pytest
+import trio
+
+from mountsync.backend.base import TransientError, UnreachableError
+from mountsync.backend.faulty import FaultyStore
+from mountsync.backend.memory import MemoryStore
+from mountsync.errors import FsError, UserError
+from mountsync.stack import Stack
+
+from tests.core.rig import make_config, run_rig
+
+
+def test_dead_reconciler_is_noticed_and_restarted(tmp_path, allow_log):
+    allow_log("upload worker died")
+    store = MemoryStore("b")
+
+    async def body(rig):
+        rec = rig.stack.reconciler
+        original = rec._eligible
+        calls = {"n": 0}
+
+        def broken(item):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("simulated bug in the queue")
+            return original(item)
+
+        rec._eligible = broken
+        await rig.write_file("f", b"data")
+        with trio.fail_after(20):
+            res = await rig.sync()
+        assert res.ok, res
+        assert store.objects() == {"f": b"data"}
+        assert rec.restarts == 1
+        assert rec.status()["worker_restarts"] == 1
+
+    run_rig(body, tmp_path, store, write_back_delay=60)
+
+
+def test_endpoint_down_writes_and_cached_reads_work_and_uploads_resume(tmp_path, allow_log):
+    allow_log("cannot read 'uncached' from the bucket")
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    mem.put("cached", b"c" * 1000)
+    mem.put("uncached", b"u" * 1000)
+
+    async def body(rig):
+        assert await rig.read_file("cached") == b"c" * 1000
+        await rig.listdir("")
+        store.set_down(True)
+        await rig.write_file("new", b"written while down")  # no network needed
+        assert await rig.read_file("cached") == b"c" * 1000
+        assert await rig.read_file("new") == b"written while down"
+        with pytest.raises(FsError) as ei:
+            await rig.read_file("uncached")
+        assert ei.value.errno == errno.EIO
+        res = await rig.sync(timeout=1.5)  # cannot finish while down
+        assert not res.ok and res.remaining == ["new"]
+        st = rig.stack.reconciler.status()
+        (p,) = st["pending"]
+        assert p["path"] == "new" and p["attempts"] >= 1 and p["error"] and p["next_attempt"]
+        store.set_down(False)
+        with trio.fail_after(30):
+            while not (await rig.sync(timeout=5)).ok:
+                pass
+        assert mem.objects()["new"] == b"written while down"
+
+    run_rig(body, tmp_path, store, write_back_delay=60, read_timeout=2)
+
+
+def test_uncached_read_while_down_fails_within_the_read_timeout(tmp_path, allow_log):
+    allow_log("reading 'f' timed out")
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    mem.put("f", b"x" * 100)
+
+    async def body(rig):
+        ino = await rig.ino("f")
+        store.set_delay("get", 8.0)  # a hanging endpoint, not a refusing one
+        fh, _ = await rig.fs.open(ino, 0)
+        start = trio.current_time()
+        with pytest.raises(FsError) as ei:
+            await rig.fs.read(fh, 0, 10)
+        assert ei.value.errno == errno.EIO
+        assert trio.current_time() - start < 5
+        await rig.fs.release(fh)
+        store.set_delay("get", 0)
+
+    run_rig(body, tmp_path, store, write_back_delay=60, read_timeout=1)
+
+
+def test_second_daemon_on_the_same_cache_dir_is_refused(tmp_path):
+    config = make_config(tmp_path)
+    first = Stack.open(config, MemoryStore("b"))
+    try:
+        with pytest.raises(UserError, match="in use by another mountsync daemon"):
+            Stack.open(config, MemoryStore("b"))
+    finally:
+        first.close()
+    Stack.open(config, MemoryStore("b")).close()  # free again once the first is closed
+
+
+def test_transient_errors_then_success(tmp_path):
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+
+    async def body(rig):
+        store.fail_next("put", TransientError("503 SlowDown"), times=3)
+        await rig.write_file("f", b"eventually")
+        with trio.fail_after(30):
+            res = await rig.sync(timeout=25)
+        assert res.ok, res
+        assert mem.objects() == {"f": b"eventually"}
+
+    run_rig(body, tmp_path, store, write_back_delay=60)
+
+
+def test_unreachable_error_is_transient():
+    assert UnreachableError("x").transient
