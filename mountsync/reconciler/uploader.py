@@ -28,6 +28,7 @@ from ..backend.aio import AsyncStore
 from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
 from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
+from ..etags import expected_etag, part_size_for
 from .conflict import ConflictHandler, ResolvedElsewhere
 
 log = logging.getLogger("mountsync.reconciler")
@@ -165,6 +166,9 @@ class Uploader:
             try:
                 return await self._put(key, body, metadata, base)
             except ConflictError:
+                own = await self._own_earlier_upload(key, snapshot)
+                if own is not None:
+                    return own
                 base = await self.conflicts.on_upload_conflict(e, snapshot)
                 e = self.journal.get_by_id(e.id) or e
             finally:
@@ -226,6 +230,9 @@ class Uploader:
                         await self._check_base(key, base)
                         return await self._multipart(e, key, snap, size, md, base), gen
                     except ConflictError:
+                        own = await self._own_earlier_upload(key, snap)
+                        if own is not None:
+                            return own, gen
                         base = await self.conflicts.on_upload_conflict(e, snap)
                         e = self.journal.get_by_id(e.id) or e
                 raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
@@ -234,6 +241,25 @@ class Uploader:
         finally:
             self.progress.pop(e.id, None)
 
+    async def _own_earlier_upload(self, key: str, snapshot: str | None) -> PutResult | None:
+        """After a crash between a successful upload and its journal commit, the retry
+        meets our own object: recognise it by its ETag instead of calling it a conflict."""
+        if snapshot is None:
+            return None
+        try:
+            remote = await self.store.head(key)
+        except NotFoundError:
+            return None
+        size = os.stat(snapshot).st_size
+        if remote.size != size:
+            return None
+        mine = await trio.to_thread.run_sync(expected_etag, snapshot, size, self.s.multipart_threshold,
+                                             self.s.part_size)
+        if mine != remote.etag:
+            return None
+        log.info("%r already holds this version (an upload finished before a restart)", key)
+        return PutResult(etag=remote.etag, version_id=remote.version_id)
+
     def _gen_of(self, entry_id: int) -> int:
         e = self.journal.get_by_id(entry_id)
         return e.dirty_gen if e is not None else 0
@@ -241,7 +267,7 @@ class Uploader:
     async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict, base: str | None) -> PutResult:
         upload_id = await self.store.create_multipart(key, md)
         self.journal.update(e.id, mpu_id=upload_id)
-        part_size = max(self.s.part_size, -(-size // 10000))
+        part_size = part_size_for(size, self.s.part_size)
         count = -(-size // part_size)
         etags: dict[int, str] = {}
         sent = 0

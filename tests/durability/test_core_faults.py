@@ -121,3 +121,28 @@ def test_transient_errors_then_success(tmp_path):
 
 def test_unreachable_error_is_transient():
     assert UnreachableError("x").transient
+
+
+@pytest.mark.parametrize("size,threshold", [(5000, 64 * 1024**2), (3 * 1024**2, 1024**2)])
+def test_lost_response_after_upload_is_not_a_conflict(tmp_path, size, threshold):
+    """The server stored the object but the answer was lost (or the daemon died before the
+    journal commit): the retry meets our own version and must not make a conflict copy."""
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    payload = bytes(range(256)) * (size // 256)
+
+    async def body(rig):
+        await rig.write_file("f", b"v1")
+        assert (await rig.sync()).ok
+        op = "put" if size < threshold else "complete_multipart"
+        store.fail_next(op, TransientError("connection reset"), when="after")
+        await rig.write_file("f", payload)
+        with trio.fail_after(30):
+            res = await rig.sync(timeout=25)
+        assert res.ok, res
+        assert mem.objects() == {"f": payload}
+        assert rig.stack.journal.conflicts() == []
+        assert not rig.stack.journal.pending()
+
+    run_rig(body, tmp_path, store, write_back_delay=60, multipart_threshold=threshold,
+            part_size=256 * 1024)
