@@ -190,17 +190,21 @@ class FileOps(CoreBase):
             # that open(O_TRUNC) or a truncate to 0 never downloads)
             await self._fetch(node, 0, node.size, whole=True)
         await cf.wait_writable()
-        self._mark_dirty(node)  # before the bytes land: a change is never left unrecorded
-        try:
-            n = cf.pwrite(data, offset)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC or not self._make_room():
-                raise
-            n = cf.pwrite(data, offset)
+        # record the change before the bytes land, so it is never left unrecorded;
+        # on a full disk, make room once by dropping clean cached data
+        n = self._with_room(lambda: (self._mark_dirty(node), cf.pwrite(data, offset))[1])
         if offset + n > node.size:
             node.size = offset + n
         node.mtime_ns = node.ctime_ns = now_ns()
         return n
+
+    def _with_room(self, fn):
+        try:
+            return fn()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self._make_room():
+                raise
+        return fn()
 
     def _make_room(self) -> bool:
         """The cache disk is full: drop every clean cached file that is not open.
