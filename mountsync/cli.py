@@ -161,6 +161,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
         if ready_fd is not None:
             _tell(ready_fd, "ERROR " + str(exc))
         raise
+    except Exception as exc:
+        log.exception("the mount could not be set up")
+        if ready_fd is not None:
+            where = f"; details in {log_file}" if log_file else ""
+            _tell(ready_fd, f"ERROR cannot mount: {type(exc).__name__}: {exc}{where}")
+        raise
 
     def ready() -> None:
         if ready_fd is not None:
@@ -196,9 +202,12 @@ def _spawn_daemon(args: argparse.Namespace, config: MountConfig) -> int:
     argv += ["mount"] + _forwarded(args.raw_argv) + ["--foreground", "--log-file", log_file]
     r, w = os.pipe()
     argv += ["--ready-fd", str(w)]
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with open(os.devnull, "rb") as devnull_in, open(os.devnull, "wb") as devnull_out:
-        proc = subprocess.Popen(argv, stdin=devnull_in, stdout=devnull_out, stderr=devnull_out,
+        # stderr goes to the log too, so a crash before logging is set up is not lost
+        proc = subprocess.Popen(argv, stdin=devnull_in, stdout=devnull_out, stderr=log_fd,
                                 pass_fds=(w,), start_new_session=True, close_fds=True)
+    os.close(log_fd)
     os.close(w)
     deadline = time.monotonic() + READY_TIMEOUT
     buf = b""

@@ -33,7 +33,7 @@ class MountConfig:
     cache_dir: str | None = None
     max_cache_size: int = 10 * 1024**3
     write_back_delay: float = 5.0
-    metadata_ttl: float = 1.0
+    metadata_ttl: float = 5.0
     conflict_strategy: str = "keep-both"
     fsync_upload: bool = False
     uid: int = field(default_factory=os.getuid)

@@ -95,8 +95,8 @@ def check_bucket(store, config: MountConfig) -> None:
         store.check_bucket()
     except BucketNotFoundError:
         raise UserError(f"bucket {config.bucket!r} does not exist at {where}: check the name or create it") from None
-    except AccessDeniedError:
-        raise UserError(f"access to bucket {config.bucket!r} denied: check the AWS credentials "
+    except AccessDeniedError as exc:
+        raise UserError(f"access to bucket {config.bucket!r} denied ({exc}): check the AWS credentials "
                         "(environment, --profile) and the bucket policy") from None
     except UnreachableError as exc:
         raise UserError(f"endpoint {where} is unreachable ({exc}): check --endpoint-url and the network") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import stat
 from dataclasses import dataclass, field
 
@@ -83,7 +84,13 @@ class Stack:
         cache_dir = config.resolved_cache_dir()
         prepare_cache_dir(cache_dir)
         lock_fd = lock_cache_dir(cache_dir) if lock else None
-        journal = Journal(os.path.join(cache_dir, "journal.db"))
+        try:
+            journal = Journal(os.path.join(cache_dir, "journal.db"))
+        except sqlite3.DatabaseError as exc:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise UserError(f"the journal in cache dir {cache_dir} is damaged ({exc}): move the cache dir "
+                            "aside (it may hold data not yet uploaded) or use another --cache-dir") from None
         data = DataStore(cache_dir)
         astore = AsyncStore(store, max_concurrency=max(16, config.upload_workers * 2))
         events = EventBus()

@@ -31,7 +31,7 @@ from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
 from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
-from .namespace import LocalChild, list_remote_dir, merge_children, parse_listing
+from .namespace import LocalChild, RemoteChild, list_remote_dir, merge_children, parse_listing
 from .nodes import ROOT_INO, InodeTable, Node
 
 log = logging.getLogger("mountsync.core")
@@ -137,6 +137,9 @@ class CoreBase:
         if d.children is not None and not force and trio.current_time() - d.listed_at < self.opt.metadata_ttl:
             return d.children
         dir_prefix = keys.dir_key(self.opt.prefix, d.path)
+        # deletes done while the listing is under way may still be in it: hide what was
+        # tombstoned when it started as well as what is tombstoned when it ends
+        hidden_before = self._tombstoned_names(d.path)
         try:
             objects, prefixes = await list_remote_dir(self.store, dir_prefix)
         except StoreError as exc:
@@ -155,8 +158,7 @@ class CoreBase:
         local_entries = self.journal.children(d.path)
         local = [LocalChild(keys.name_of(e.path), e.kind) for e in local_entries]
         by_name = {keys.name_of(e.path): e for e in local_entries}
-        hidden = [keys.name_of(t.path) for t in self.journal.tombstones_under(d.path)
-                  if keys.parent_of(t.path) == d.path]
+        hidden = hidden_before | self._tombstoned_names(d.path)
         merged = merge_children(remote, local, hidden)
         old = d.children or {}
         new: dict[str, Node] = {}
@@ -182,6 +184,66 @@ class CoreBase:
         if marker or remote:
             d.remote = True
         return new
+
+    async def refresh_child(self, parent: Node, name: str) -> None:
+        """Bring ``parent.children[name]`` up to date with the bucket for this one name."""
+        node = parent.children.get(name)
+        path = keys.join(parent.path, name)
+        now = trio.current_time()
+        if node is not None:
+            if node.is_dir:
+                return  # trusted until the parent is listed again
+            e = self.entry(node)
+            if e is not None and (e.pending or e.base_etag is None):
+                return  # local state wins until uploaded
+            if now - node.attr_time < self.opt.metadata_ttl:
+                return
+        elif self.journal.tombstone(path) is not None or self.journal.get(path) is not None:
+            return
+        try:
+            info = await self.store.head(self.key(path))
+        except NotFoundError:
+            info = None
+        except StoreError as exc:
+            log.debug("HEAD %r failed (%s); keeping what we know", path, exc)
+            return
+        if parent.detached:
+            return
+        node = parent.children.get(name)
+        if info is not None:
+            if node is not None and node.is_dir:
+                return  # a directory of the same name wins (SPEC §3)
+            if node is None:
+                node = self._node_from(path, stat.S_IFREG, RemoteChild(name, stat.S_IFREG, info), None)
+                parent.children[name] = node
+            else:
+                self._apply_remote_file(node, info)
+            node.etag = node.etag or info.etag
+            node.size = info.size if self.entry(node) is None or not self.entry(node).pending else node.size
+            self.apply_metadata(node, info.metadata or {}, info.last_modified)
+            if attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and node.kind != stat.S_IFLNK:
+                node.meta_known = False  # ensure_meta turns it into a symlink node
+            return
+        try:
+            page = await self.store.list_page(keys.dir_key(self.opt.prefix, path), "/", None, 1)
+        except StoreError as exc:
+            log.debug("LIST %r failed (%s); keeping what we know", path, exc)
+            return
+        is_dir = bool(page.objects or page.prefixes)
+        node = parent.children.get(name)
+        if node is not None and not node.is_dir:
+            e = self.entry(node)
+            if e is not None and (e.pending or e.base_etag is None):
+                return
+            parent.children.pop(name, None)
+            self.detach(node)  # deleted (or replaced by a directory) in the bucket
+            node = None
+        if is_dir and node is None:
+            parent.children[name] = self._node_from(path, stat.S_IFDIR, None, None)
+
+    def _tombstoned_names(self, dir_path: str) -> set[str]:
+        return {keys.name_of(t.path) for t in self.journal.tombstones_under(dir_path)
+                if keys.parent_of(t.path) == dir_path}
 
     def _node_from(self, path: str, kind: int, rc, e: Entry | None) -> Node:
         dflt = self.opt.defaults

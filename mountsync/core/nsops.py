@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import trio
 
 from .. import keys
+from ..backend.base import NotFoundError, StoreError
 from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .base import log, now_ns
@@ -50,8 +51,17 @@ class NamespaceOps(FileOps):
     # ------------------------------------------------------------ lookups
 
     async def child(self, parent: Node, name: str) -> Node:
-        children = await self.ensure_listed(parent)
-        node = children.get(name)
+        """The child ``name`` of ``parent``, as fresh as the metadata TTL requires.
+
+        A directory is listed in full once; after the TTL, a lookup asks the bucket
+        about that one name (HEAD, and a one-key LIST when there is no object) rather
+        than listing the whole directory again, so ``ls -l`` of a big directory costs
+        one listing plus one HEAD per entry. ``readdir`` relists."""
+        if parent.children is None:
+            await self.ensure_listed(parent)
+        elif trio.current_time() - parent.listed_at >= self.opt.metadata_ttl:
+            await self.refresh_child(parent, name)
+        node = parent.children.get(name)
         if node is None:
             raise FsError(errno.ENOENT)
         return node
