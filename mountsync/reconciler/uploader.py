@@ -134,10 +134,10 @@ class Uploader:
                         "object with HEAD first, which leaves a short race with other writers")
         return honoured
 
-    async def _check_base(self, key: str, base: str | None) -> None:
+    async def _check_base(self, key: str, base: str | None, *, always: bool = False) -> None:
         """For servers that ignore conditional headers: compare with HEAD just before
         the upload (a race remains between this HEAD and the PUT; see docs/SEMANTICS.md)."""
-        if self.conditional_writes:
+        if self.conditional_writes and not always:
             return
         try:
             current = (await self.store.head(key)).etag
@@ -290,6 +290,10 @@ class Uploader:
             except BaseExceptionGroup as group:
                 raise first_store_error(group) from None
             parts = [(num, etags[num]) for num in range(1, count + 1)]
+            if base is not None:
+                # some servers (moto among them) ignore If-Match on CompleteMultipartUpload:
+                # check just before completing, so at worst a race of one round trip remains
+                await self._check_base(key, base, always=True)
             try:
                 if base is None:
                     result = await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)

@@ -183,3 +183,30 @@ def test_server_ignoring_conditions_is_detected_and_head_checked(tmp_path, allow
         assert not any(k.startswith(".mountsync-probe") for k in store.objects())
 
     run_rig(body, tmp_path, store, write_back_delay=60, conditional_writes="auto")
+
+
+def test_multipart_upload_conflict_is_caught_even_if_complete_ignores_if_match(tmp_path, allow_log):
+    """moto (and some servers) ignore If-Match on CompleteMultipartUpload: a HEAD just
+    before completing still catches another writer's change."""
+    allow_log(CONFLICT_LOG)
+
+    class IgnoresCompleteIfMatch(MemoryStore):
+        def complete_multipart(self, key, upload_id, parts, *, if_match=None, if_none_match=False):
+            return super().complete_multipart(key, upload_id, parts, if_none_match=if_none_match)
+
+    store = IgnoresCompleteIfMatch("b")
+    big = b"L" * (3 * 1024 * 1024)
+
+    async def body(rig):
+        await rig.write_file("big.bin", b"v1")
+        assert (await rig.sync()).ok
+        await rig.write_file("big.bin", big)
+        store.put("big.bin", b"remote-v2")
+        assert (await rig.sync()).ok
+        assert store.objects()["big.bin"] == b"remote-v2"
+        (ck,) = [k for k in store.objects() if k.startswith("big.conflict-")]
+        assert store.objects()[ck] == big
+        assert store.list_multipart_uploads() == []
+
+    run_rig(body, tmp_path, store, write_back_delay=60, multipart_threshold=1024 * 1024,
+            part_size=512 * 1024)
