@@ -140,6 +140,8 @@ class CoreBase:
         # deletes done while the listing is under way may still be in it: hide what was
         # tombstoned when it started as well as what is tombstoned when it ends
         hidden_before = self._tombstoned_names(d.path)
+        # likewise an upload finishing during the listing may be missing from it
+        local_before = {keys.name_of(e.path) for e in self.journal.children(d.path) if self._is_local_state(e)}
         try:
             objects, prefixes = await list_remote_dir(self.store, dir_prefix)
         except StoreError as exc:
@@ -156,8 +158,13 @@ class CoreBase:
             return d.children or {}
         remote, marker = parse_listing(dir_prefix, objects, prefixes, self._on_invalid)
         local_entries = self.journal.children(d.path)
-        local = [LocalChild(keys.name_of(e.path), e.kind) for e in local_entries]
         by_name = {keys.name_of(e.path): e for e in local_entries}
+        local = []
+        for name, e in by_name.items():
+            if name in remote or self._is_local_state(e) or name in local_before:
+                local.append(LocalChild(name, e.kind))
+            elif not self._subtree_has_local_state(e):
+                self._forget_deleted_remotely(e)  # clean copy of something the bucket no longer has
         hidden = hidden_before | self._tombstoned_names(d.path)
         merged = merge_children(remote, local, hidden)
         old = d.children or {}
@@ -179,6 +186,7 @@ class CoreBase:
         for name, node in old.items():
             if name not in new:
                 self.detach(node)
+                self.events.publish(InvalidateEntry(d.ino, name))  # the kernel forgets the name too
         d.children = new
         d.listed_at = trio.current_time()
         if marker or remote:
@@ -237,9 +245,33 @@ class CoreBase:
                 return
             parent.children.pop(name, None)
             self.detach(node)  # deleted (or replaced by a directory) in the bucket
+            self.events.publish(InvalidateEntry(parent.ino, name))
             node = None
         if is_dir and node is None:
             parent.children[name] = self._node_from(path, stat.S_IFDIR, None, None)
+
+    @staticmethod
+    def _is_local_state(e: Entry) -> bool:
+        """Does the entry hold something the bucket lacks (pending, or never uploaded)?"""
+        return e.pending or e.base_etag is None
+
+    def _subtree_has_local_state(self, e: Entry) -> bool:
+        return e.kind == stat.S_IFDIR and any(self._is_local_state(x) for x in self.journal.under(e.path))
+
+    def _forget_deleted_remotely(self, e: Entry) -> None:
+        """Another writer deleted a clean cached entry: drop its journal entry and data."""
+        log.debug("%r was deleted in the bucket; dropping its cached copy", e.path)
+        for x in self.journal.under(e.path) if e.kind == stat.S_IFDIR else []:
+            self._drop_entry(x)
+        self._drop_entry(e)
+
+    def _drop_entry(self, e: Entry) -> None:
+        self.journal.delete(e.id)
+        node = self.table.by_path.get(e.path)
+        if node is not None and node.entry_id == e.id:
+            node.etag = e.base_etag  # open handles still read the version they had
+        if self.data.peek(e.id) is None:
+            self.data.remove(e.id)
 
     def _tombstoned_names(self, dir_path: str) -> set[str]:
         return {keys.name_of(t.path) for t in self.journal.tombstones_under(dir_path)

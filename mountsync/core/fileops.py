@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import trio
 
+from .. import keys
 from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.eviction import evict
 from ..cache.ranges import RangeSet
@@ -109,7 +110,14 @@ class FileOps(CoreBase):
         try:
             info = await self.store.head(self.key(node.path))
         except NotFoundError:
-            return True  # deleted remotely: keep serving what we have until the listing says so
+            # deleted by another writer: the name goes now (an open handle keeps its data)
+            parent = self.table.by_path.get(keys.parent_of(node.path))
+            if e is not None:
+                self._drop_entry(e)
+            if parent is not None and parent.children is not None:
+                parent.children.pop(keys.name_of(node.path), None)
+            self.detach(node)
+            raise FsError(errno.ENOENT, f"{node.path!r} was deleted in the bucket") from None
         except StoreError as exc:
             log.debug("revalidate %r: %s", node.path, exc)
             return True
