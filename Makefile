@@ -4,7 +4,8 @@
 #   make lint   byte-compile + ruff
 #   make clean  remove .venv and caches
 # `setup` (used by the others) installs what is missing: Debian packages
-# fuse3 libfuse3-dev pkg-config s3fs (as root), and a .venv with the package.
+# fuse3 libfuse3-dev pkg-config, and the programs the tests run (s3fs rsync git
+# sqlite3 vim tar) (as root), and a .venv with the package.
 
 SHELL        := /bin/bash
 PYTHON       ?= python3
@@ -12,6 +13,8 @@ VENV         := .venv
 VPY          := $(VENV)/bin/python
 STAMP        := $(VENV)/.stamp
 FUSE_PKGS    := fuse3 libfuse3-dev pkg-config
+# command:package pairs the tests run on the mount (peers and legacy programs)
+TOOL_PKGS    := s3fs:s3fs rsync:rsync git:git sqlite3:sqlite3 vim:vim tar:tar
 RUFF_VERSION := 0.17.5
 TESTS        ?= tests
 PYTEST_ARGS  ?=
@@ -31,7 +34,9 @@ sysdeps:
 	@missing=""; \
 	if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists fuse3 \
 	   || ! command -v fusermount3 >/dev/null 2>&1; then missing="$(FUSE_PKGS)"; fi; \
-	command -v s3fs >/dev/null 2>&1 || missing="$$missing s3fs"; \
+	for pair in $(TOOL_PKGS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
 	missing="$${missing# }"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
