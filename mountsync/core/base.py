@@ -291,8 +291,7 @@ class CoreBase:
             return node
         if kind == stat.S_IFDIR:
             node = self.table.new(kind, path, mode=dflt.dir_mode, uid=dflt.uid, gid=dflt.gid, mtime_ns=now_ns())
-            node.meta_known = True
-            node.remote = True
+            node.remote = True  # attributes come from its marker, if any (ensure_meta)
             return node
         info = rc.info
         node = self.table.new(kind, path, mode=dflt.file_mode, uid=dflt.uid, gid=dflt.gid,
@@ -343,7 +342,10 @@ class CoreBase:
     async def ensure_meta(self, parent: Node, node: Node) -> Node:
         """Attributes from object metadata (HEAD once per TTL). May return a *new* node when
         the object turns out to be a symlink (a node never changes kind)."""
-        if node.meta_known or node.is_dir or node.entry_id is not None:
+        if node.meta_known or node.entry_id is not None:
+            return node
+        if node.is_dir:
+            await self._dir_meta(node)
             return node
         try:
             info = await self.store.head(self.key(node.path))
@@ -370,6 +372,19 @@ class CoreBase:
         node.size = info.size
         self.apply_metadata(node, info.metadata or {}, info.last_modified)
         return node
+
+    async def _dir_meta(self, node: Node) -> None:
+        """A directory's attributes come from its marker's metadata (s3fs style), if it has one."""
+        try:
+            info = await self.store.head(keys.dir_key(self.opt.prefix, node.path))
+        except NotFoundError:
+            node.meta_known = True  # implicit directory: the defaults
+            node.attr_time = trio.current_time()
+            return
+        except StoreError as exc:
+            log.debug("HEAD of marker %r failed: %s", node.path, exc)
+            return
+        self.apply_metadata(node, info.metadata or {}, info.last_modified)
 
     # ------------------------------------------------------------ entries
 
