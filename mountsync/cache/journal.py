@@ -17,6 +17,10 @@ cache files. Columns:
   the byte ranges present when it does not.
 - ``error``/``attempts``/``next_attempt``: the reconciler's retry state.
 - ``mpu_id``: a multipart upload in flight, so a restart can abort it.
+- ``settled``: 0 for a file this mount created where the bucket had nothing,
+  until it is uploaded; an upload forced by ``sync`` or ``--fsync-upload``
+  while the file is open for writing leaves it 0 until its normal write-back
+  time after the last close (the delete rule of SPEC §6, docs/SEMANTICS.md).
 
 ``tombstones``: paths whose remote object must be deleted (``kind`` says file
 or directory marker), with the ETag the delete is conditional on. A tombstone
@@ -60,7 +64,8 @@ CREATE TABLE IF NOT EXISTS entries (
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
-    mpu_id TEXT
+    mpu_id TEXT,
+    settled INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS tombstones (
     path TEXT PRIMARY KEY,
@@ -111,6 +116,7 @@ class Entry:
     attempts: int = 0
     next_attempt: float = 0.0
     mpu_id: str | None = None
+    settled: bool = True  # False: created here, not yet past its normal write-back time
     id: int | None = None
 
     @property
@@ -161,6 +167,7 @@ def _row_to_entry(row: sqlite3.Row) -> Entry:
     d["ranges"] = [tuple(r) for r in json.loads(d["ranges"])] if d["ranges"] else []
     d["meta_only"] = bool(d["meta_only"])
     d["complete"] = bool(d["complete"])
+    d["settled"] = bool(d["settled"])
     return Entry(**d)
 
 
@@ -290,6 +297,10 @@ class Journal:
 
     def pending(self) -> list[Entry]:
         rows = self._db.execute("SELECT * FROM entries WHERE dirty_gen > uploaded_gen").fetchall()
+        return [_row_to_entry(r) for r in rows]
+
+    def unsettled(self) -> list[Entry]:
+        rows = self._db.execute("SELECT * FROM entries WHERE settled = 0").fetchall()
         return [_row_to_entry(r) for r in rows]
 
     def with_multipart(self) -> list[Entry]:

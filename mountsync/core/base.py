@@ -117,6 +117,16 @@ class CoreBase:
     def ttl_for(self, node: Node) -> float:
         return self.opt.metadata_ttl if node.meta_known else 0.0
 
+    def protected(self, node: Node, e: Entry | None) -> bool:
+        """Would removing this entry delete cloud data (so it needs --allow-delete)?
+
+        A file this mount created and that ``sync``/``--fsync-upload`` uploaded while it was
+        still open for writing is not, until its normal write-back time after the last
+        close: a program may still remove its temporary files (an sqlite journal)."""
+        if e is not None and not e.settled:
+            return False
+        return self.remote_exists(node, e)
+
     def remote_exists(self, node: Node, e: Entry | None) -> bool:
         """Does the bucket hold this entry (so removing it would delete cloud data)?"""
         if node.is_dir:

@@ -153,7 +153,7 @@ class NamespaceOps(FileOps):
         t = now_ns()
         e = Entry(path=path, kind=kind, mode=stat.S_IMODE(mode), uid=uid, gid=gid, mtime_ns=t,
                   size=0, base_etag=base, target=target, dirty_gen=1, complete=True,
-                  last_used=time.time())
+                  last_used=time.time(), settled=base is not None)
         self.journal.save(e)
         if tomb is not None:
             self.journal.remove_tombstone(path)
@@ -205,7 +205,9 @@ class NamespaceOps(FileOps):
         return node.attr(self.ttl_for(node))
 
     async def link(self, ino: int, new_parent_ino: int, new_name: str) -> Attr:
-        raise FsError(errno.EPERM, "hard links are not supported on object storage")
+        node = self.node(ino)
+        raise FsError(errno.EPERM, f"hard link {new_name!r} to {node.path!r}: hard links cannot be "
+                                   "stored in a bucket")
 
     # ------------------------------------------------------------ removal
 
@@ -221,7 +223,7 @@ class NamespaceOps(FileOps):
             node = await self.child(parent, name)
             e = self.entry(node)
         remote = self.remote_exists(node, e)
-        if remote and not self.opt.allow_delete:
+        if self.protected(node, e) and not self.opt.allow_delete:
             raise FsError(errno.EPERM, f"{node.path!r} exists in the bucket; mount with --allow-delete to delete it")
         return node, e, remote
 

@@ -61,7 +61,8 @@ class RenameOps(NamespaceOps):
             await self.sink.wait_idle(e.id)
             e = self.entry(src)
         src_remote = self.remote_exists(src, e) if not src.is_dir else await self._dir_in_bucket(src)
-        if src_remote and not self.opt.allow_delete:
+        src_protected = src_remote and (e is None or e.settled) if not src.is_dir else src_remote
+        if src_protected and not self.opt.allow_delete:
             raise FsError(errno.EPERM, f"{src.path!r} exists in the bucket; renaming it deletes the old "
                                        "key: mount with --allow-delete")
         dst_entry = self.entry(dst) if dst is not None else None
@@ -123,7 +124,8 @@ class RenameOps(NamespaceOps):
         if src_remote:
             self.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
         self.journal.rename_subtree(old_path, new_path)
-        self.journal.update(e.id, base_etag=dst_base, meta_only=0)
+        # over an existing object, the file now stands for cloud data (§6)
+        self.journal.update(e.id, base_etag=dst_base, meta_only=0, settled=int(e.settled or dst_base is not None))
         self.journal.bump_dirty(e.id)
         self.table.repath(src, new_path)
         src.etag = dst_base

@@ -50,6 +50,10 @@ def _name(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
+# errors that are a policy decision, not a failure: one INFO line says why
+_REFUSALS = frozenset({errno.EPERM, errno.EROFS, errno.ENOTSUP})
+
+
 def _converting(fn):
     """Wrap a handler: FsError → FUSEError(errno); anything else → EIO with a logged traceback."""
 
@@ -58,7 +62,9 @@ def _converting(fn):
         try:
             return await fn(*args, **kwargs)
         except FsError as exc:
-            if exc.errno in (errno.EIO,):
+            if exc.errno in _REFUSALS:
+                log.info("%s refused (%s): %s", fn.__name__, errno.errorcode.get(exc.errno, exc.errno), exc)
+            elif exc.errno == errno.EIO:
                 log.debug("%s: %s", fn.__name__, exc)
             raise pyfuse3.FUSEError(exc.errno) from None
         except pyfuse3.FUSEError:

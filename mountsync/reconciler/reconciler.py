@@ -84,7 +84,7 @@ class Reconciler:
         if self.writers[entry_id] <= 0:
             del self.writers[entry_id]
             e = self.journal.get_by_id(entry_id)
-            if e is not None and e.pending:
+            if e is not None and (e.pending or not e.settled):
                 self._schedule(("up", entry_id), trio.current_time() + self.delay)
 
     def tombstoned(self, path: str, *, held: bool = False) -> None:
@@ -135,6 +135,8 @@ class Reconciler:
         for t in self.journal.tombstones():
             self.due[("del", t.path)] = now
             n += 1
+        for e in self.journal.unsettled():
+            self.due.setdefault(("up", e.id), now + self.delay)
         self._wake.set()
         return n
 
@@ -189,6 +191,7 @@ class Reconciler:
 
     async def _do(self, item: Item) -> None:
         kind, ident = item
+        forced = item in self.forced
         try:
             if kind == "up":
                 e = await self.uploader.upload(ident)
@@ -196,6 +199,8 @@ class Reconciler:
                     self._after_partial(item)
                 else:
                     self.forced.discard(item)
+                    if e is not None and not e.settled:
+                        self._settle(item, e, forced)
             else:
                 await self.uploader.delete(ident)
                 self.forced.discard(item)
@@ -222,6 +227,15 @@ class Reconciler:
         except Exception as exc:  # a bug: keep the loop alive and the data, retry later
             log.exception("unexpected error while handling %s", self._describe(item))
             self._retry(item, TransientError(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _settle(self, item: Item, e, forced: bool) -> None:
+        """Uploaded: the file is cloud data now (SPEC §6), except when the upload was forced
+        (sync, --fsync-upload) while a program still had it open for writing: then it
+        stays removable until its normal write-back time after the last close, as a
+        temporary file (an sqlite journal) would have been."""
+        if forced and self.writers[e.id] > 0:
+            return  # closed_for_write schedules the settling upload check
+        self.journal.update(e.id, settled=1)
 
     def _after_partial(self, item: Item) -> None:
         """The file changed during its upload: send the newer generation too."""
