@@ -216,8 +216,14 @@ class CoreBase:
                 return  # local state wins until uploaded
             if now - node.attr_time < self.opt.metadata_ttl:
                 return
-        elif self.journal.tombstone(path) is not None or self.journal.get(path) is not None:
-            return
+        else:
+            if self.journal.tombstone(path) is not None:
+                return
+            e = self.journal.get(path)
+            if e is not None:
+                if self._is_local_state(e):
+                    return
+                self._forget_deleted_remotely(e)  # a stale clean copy: ask the bucket afresh
         try:
             info = await self.store.head(self.key(path))
         except NotFoundError:
@@ -253,6 +259,8 @@ class CoreBase:
             e = self.entry(node)
             if e is not None and (e.pending or e.base_etag is None):
                 return
+            if e is not None:
+                self._forget_deleted_remotely(e)
             parent.children.pop(name, None)
             self.detach(node)  # deleted (or replaced by a directory) in the bucket
             self.events.publish(InvalidateEntry(parent.ino, name))

@@ -238,6 +238,9 @@ class NamespaceOps(FileOps):
             self.journal.add_tombstone(Tombstone(node.path, node.kind, base, time.time()))
         if e is not None:
             self.journal.delete(e.id)
+            c = self.journal.open_conflict(node.path)
+            if c is not None:  # the user removed the conflicted edit: that settles it
+                self.journal.update_conflict(c.id, resolved=1, local_to="removed by the user")
         if parent.children is not None:
             parent.children.pop(name, None)
         parent.mtime_ns = parent.ctime_ns = now_ns()

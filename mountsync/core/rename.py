@@ -15,12 +15,14 @@ rename of bucket data needs the endpoint; local renames never do.
 from __future__ import annotations
 
 import errno
+import socket
 import stat
 import time
 
 from .. import keys
-from ..backend.base import StoreError
-from ..cache.journal import Entry, Tombstone
+from ..backend.base import NotFoundError, StoreError
+from ..cache.journal import Conflict, Entry, Tombstone
+from ..conflicts import conflict_name
 from ..errors import FsError
 from .base import log, now_ns
 from .nodes import Node
@@ -75,6 +77,8 @@ class RenameOps(NamespaceOps):
         if src.is_dir:
             await self._rename_dir(src, new_path, src_remote)
         elif src_remote and (e is None or not e.pending):
+            if dst is not None:
+                await self._keep_unseen_target_version(new_path, dst_base)
             await self._copy_clean_file(src, e, new_path)
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)
@@ -118,6 +122,9 @@ class RenameOps(NamespaceOps):
         """A file whose content is local (pending or never uploaded) moves in the journal."""
         assert e is not None
         old_path = src.path
+        c = self.journal.open_conflict(old_path)
+        if c is not None:  # the user moved the conflicted edit away: that settles it
+            self.journal.update_conflict(c.id, resolved=1, local_to=f"renamed to {new_path}")
         tomb = self.journal.tombstone(new_path)
         if tomb is not None:
             self.journal.remove_tombstone(new_path)
@@ -132,6 +139,32 @@ class RenameOps(NamespaceOps):
         if src_remote:
             self.sink.tombstoned(old_path)
         self.sink.changed(e.id)
+
+    async def _keep_unseen_target_version(self, path: str, seen_etag: str | None) -> None:
+        """Before a server-side copy replaces ``path``: if the bucket holds a version the
+        mount never showed (another writer's), keep it under a conflict name (SPEC §7)."""
+        key = self.key(path)
+        try:
+            current = await self.store.head(key)
+        except NotFoundError:
+            return
+        except StoreError as exc:
+            raise FsError(errno.EIO, f"cannot check {path!r} in the bucket: {exc}") from exc
+        if current.etag == seen_etag:
+            return
+        parent, name = keys.parent_of(path), keys.name_of(path)
+        taken = {keys.name_of(x.path) for x in self.journal.children(parent)}
+        conflict_path = keys.join(parent, conflict_name(name, time.time(), socket.gethostname(), taken))
+        try:
+            await self.store.copy(key, self.key(conflict_path), None, if_match=current.etag)
+        except StoreError as exc:
+            raise FsError(errno.EIO, f"cannot keep the bucket's version of {path!r}: {exc}") from exc
+        self.journal.add_conflict(Conflict(
+            time=time.time(), path=path, kind="modified", strategy="keep-both", local_etag=seen_etag,
+            remote_etag=current.etag, local_to=f"bucket:{key} (renamed over it)",
+            remote_to=f"bucket:{self.key(conflict_path)}", resolved=1))
+        log.warning("conflict on %r: renaming over it would replace a version changed in the bucket "
+                    "(%s); that version is kept as %r", path, current.etag, conflict_path)
 
     async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str) -> None:
         """Server-side copy of an uploaded, unchanged file, then delete of the old key."""
