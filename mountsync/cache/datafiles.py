@@ -178,6 +178,11 @@ class DataStore:
         except FileNotFoundError:
             return 0
 
+    def free_bytes(self) -> int:
+        """Space left for us on the cache filesystem."""
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
     def allocated(self, entry_id: int) -> int:
         """Bytes the data file occupies on disk (holes excluded)."""
         try:

@@ -158,12 +158,12 @@ class CoreBase:
             if d.children is not None:
                 log.debug("listing %r failed (%s); using the cached listing", d.path, exc)
                 return d.children
-            e = self.entry(d)
-            if e is not None and e.base_etag is None and not d.remote:
-                objects, prefixes = [], []
-            else:
-                log.warning("cannot list %r: %s", d.path or "/", exc)
-                raise FsError(errno.EIO, f"cannot list {d.path!r}: {exc}") from exc
+            # never listed and the endpoint is away: show what the cache knows, so that
+            # creating files keeps working (their uploads are If-None-Match, so an object
+            # we could not see is never overwritten); list again at the next lookup
+            log.warning("cannot list %r (%s); showing only cached entries until the endpoint answers",
+                        d.path or "/", exc)
+            return self._offline_listing(d)
         if d.detached:
             return d.children or {}
         remote, marker = parse_listing(dir_prefix, objects, prefixes, self._on_invalid)
@@ -267,6 +267,22 @@ class CoreBase:
             node = None
         if is_dir and node is None:
             parent.children[name] = self._node_from(path, stat.S_IFDIR, None, None)
+
+    def _offline_listing(self, d: Node) -> dict[str, Node]:
+        """Children from the journal alone (no remote listing); ``listed_at`` stays old."""
+        children: dict[str, Node] = {}
+        hidden = self._tombstoned_names(d.path)
+        for e in self.journal.children(d.path):
+            name = keys.name_of(e.path)
+            if name in hidden:
+                continue
+            node = self.table.by_path.get(e.path)
+            if node is None or node.kind != e.kind:
+                node = self._node_from(e.path, e.kind, None, e)
+            children[name] = node
+        d.children = children
+        d.listed_at = float("-inf")
+        return children
 
     @staticmethod
     def _is_local_state(e: Entry) -> bool:

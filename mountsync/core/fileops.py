@@ -36,6 +36,7 @@ log = logging.getLogger("mountsync.core")
 FETCH_ALIGN = 1024 * 1024
 READAHEAD_MIN = 1024 * 1024
 READAHEAD_MAX = 64 * 1024 * 1024
+DISK_RESERVE = 8 * 1024 * 1024  # left free on the cache disk for the journal
 
 
 @dataclass
@@ -160,7 +161,11 @@ class FileOps(CoreBase):
             return
         node = h.node
         node.open_count -= 1
-        self._commit(node)
+        try:
+            self._commit(node)
+        except OSError as exc:
+            # (disk full) the data file stays the truth for the size; a restart reads it
+            log.info("could not record the close of %r: %s", node.path, exc)
         if h.write:
             node.writers -= 1
             if node.entry_id is not None:
@@ -198,6 +203,13 @@ class FileOps(CoreBase):
             # that open(O_TRUNC) or a truncate to 0 never downloads)
             await self._fetch(node, 0, node.size, whole=True)
         await cf.wait_writable()
+        # keep a reserve free on the cache disk, so the journal can always record that
+        # uploads finished (which is what lets clean data be evicted again)
+        short = DISK_RESERVE + len(data) - self.data.free_bytes()
+        if short > 0:
+            self._make_room(short)
+            if self.data.free_bytes() < DISK_RESERVE + len(data):
+                raise FsError(errno.ENOSPC, "cache disk full of data not uploaded yet")
         # record the change before the bytes land, so it is never left unrecorded;
         # on a full disk, make room once by dropping clean cached data
         n = self._with_room(lambda: (self._mark_dirty(node), cf.pwrite(data, offset))[1])
@@ -210,14 +222,15 @@ class FileOps(CoreBase):
         try:
             return fn()
         except OSError as exc:
-            if exc.errno != errno.ENOSPC or not self._make_room():
+            if exc.errno != errno.ENOSPC or not self._make_room(DISK_RESERVE):
                 raise
         return fn()
 
-    def _make_room(self) -> bool:
-        """The cache disk is full: drop every clean cached file that is not open.
-        Returns whether anything was freed (then the write is tried once more)."""
-        freed = evict(self.journal, self.data, usage=1, limit=0)
+    def _make_room(self, needed: int) -> bool:
+        """The cache disk is (nearly) full: drop clean cached files that are not open,
+        least recently used first, until ``needed`` bytes are freed or none is left.
+        Returns whether anything was freed."""
+        freed = evict(self.journal, self.data, usage=needed, limit=0)
         if freed:
             log.info("cache disk full: evicted %d bytes of clean cached data", freed)
         return freed > 0

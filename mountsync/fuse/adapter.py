@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import stat
+import time
 
 import pyfuse3
 
@@ -54,6 +55,15 @@ def _name(raw: bytes) -> str:
 _REFUSALS = frozenset({errno.EPERM, errno.EROFS, errno.ENOTSUP})
 
 
+def _warn_disk_full(adapter: "FuseAdapter", op: str, exc: BaseException) -> None:
+    """One WARNING per minute at most while the cache disk stays full."""
+    now = time.monotonic()
+    if now - adapter.disk_full_warned_at >= 60:
+        adapter.disk_full_warned_at = now
+        log.warning("cache disk full (%s: %s): writes fail with ENOSPC until uploads let clean "
+                    "data be evicted", op, exc)
+
+
 def _converting(fn):
     """Wrap a handler: FsError → FUSEError(errno); anything else → EIO with a logged traceback."""
 
@@ -62,7 +72,9 @@ def _converting(fn):
         try:
             return await fn(*args, **kwargs)
         except FsError as exc:
-            if exc.errno in _REFUSALS:
+            if exc.errno == errno.ENOSPC:
+                _warn_disk_full(args[0], fn.__name__, exc)
+            elif exc.errno in _REFUSALS:
                 log.info("%s refused (%s): %s", fn.__name__, errno.errorcode.get(exc.errno, exc.errno), exc)
             elif exc.errno == errno.EIO:
                 log.debug("%s: %s", fn.__name__, exc)
@@ -74,7 +86,7 @@ def _converting(fn):
                 log.exception("unexpected error in %s; answering EIO", fn.__name__)
                 raise pyfuse3.FUSEError(errno.EIO) from None
             if exc.errno == errno.ENOSPC:
-                log.warning("cache disk full during %s: %s", fn.__name__, exc)
+                _warn_disk_full(args[0], fn.__name__, exc)
             raise pyfuse3.FUSEError(exc.errno) from None
         except Exception:
             log.exception("unexpected error in %s; answering EIO", fn.__name__)
@@ -90,6 +102,7 @@ class FuseAdapter(pyfuse3.Operations):
         super().__init__()
         self.fs = fs
         self.enable_writeback_cache = writeback_cache
+        self.disk_full_warned_at = float("-inf")
 
     @_converting
     async def lookup(self, parent_inode, name, ctx=None):

@@ -19,6 +19,7 @@ Everything runs on the trio thread; ``run()`` is started in the daemon's nursery
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import time
@@ -223,7 +224,10 @@ class Reconciler:
             else:
                 self._stop(item, f"{type(exc).__name__}: {exc}")
         except OSError as exc:
-            self._stop(item, f"local error: {exc}")
+            if exc.errno == errno.ENOSPC:  # room comes back as clean data is evicted
+                self._retry(item, TransientError(f"cache disk full: {exc}"))
+            else:
+                self._stop(item, f"local error: {exc}")
         except Exception as exc:  # a bug: keep the loop alive and the data, retry later
             log.exception("unexpected error while handling %s", self._describe(item))
             self._retry(item, TransientError(f"internal error: {type(exc).__name__}: {exc}"))
@@ -258,9 +262,21 @@ class Reconciler:
         self.due[item] = trio.current_time() + wait
         log.info("retrying %s in %.1fs (attempt %d): %s", where, wait, attempts, exc)
         if where is not None:
-            self._set_next_attempt(item, time.time() + wait)
+            try:
+                self._set_next_attempt(item, time.time() + wait)
+            except OSError as exc2:
+                log.info("could not record the next attempt of %s: %s", where, exc2)
 
     def _bump_attempts(self, item: Item, reason: str) -> tuple[int, str | None]:
+        """Record the failure in the journal; a journal that cannot be written (disk full)
+        must not turn an upload error into a dead worker, so that is only logged."""
+        try:
+            return self._record_attempt(item, reason)
+        except OSError as exc:
+            log.info("could not record the state of %s: %s", item, exc)
+            return 1, None
+
+    def _record_attempt(self, item: Item, reason: str) -> tuple[int, str | None]:
         kind, ident = item
         if kind == "up":
             e = self.journal.get_by_id(ident)
