@@ -54,11 +54,15 @@ def fmount(proxy, mount):
 
 
 def pytest_collection_modifyitems(config, items):
-    """``slow`` variants here are left out of the default run: select them with
-    ``-m slow`` (or any -m expression naming slow) or MOUNTSYNC_SLOW_TESTS=1."""
+    """``slow`` variants here are left out of a developer's default run: select them with
+    ``-m slow`` (or any -m expression naming slow) or MOUNTSYNC_SLOW_TESTS=1. CI runs them
+    (they fit its time, and a FUSE test must never be skipped there)."""
     import os
 
-    if "slow" in (config.getoption("markexpr") or "") or os.environ.get("MOUNTSYNC_SLOW_TESTS") == "1":
+    from tests.conftest import in_ci
+
+    if ("slow" in (config.getoption("markexpr") or "") or os.environ.get("MOUNTSYNC_SLOW_TESTS") == "1"
+            or in_ci()):
         return
     here = os.path.dirname(os.path.abspath(__file__))
     skip = pytest.mark.skip(reason="slow variant: run with -m slow or MOUNTSYNC_SLOW_TESTS=1")
