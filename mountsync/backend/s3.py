@@ -9,28 +9,12 @@ Retries: botocore retries at most once (``total_max_attempts=2``, mode
 "standard"); the reconciler has its own backoff schedule. Timeouts default to
 5 s connect / 30 s read.
 
-Checksums. botocore ≥ 1.36 (here 1.44) defaults to
-``request_checksum_calculation="when_supported"``: it adds an
-``x-amz-checksum-crc32`` header to every PutObject/UploadPart (and, over
-HTTPS with a streaming body, switches to ``aws-chunked`` encoding with a
-trailing checksum), and no longer sends Content-MD5 on its own. Several
-S3-compatible servers (older MinIO, Ceph RGW before Squid, some gateways)
-reject or ignore the trailer form, and some require Content-MD5 on
-DeleteObjects. So this client sets ``request_checksum_calculation=
-"when_required"`` and ``response_checksum_validation="when_required"``, and:
-
-- PutObject and UploadPart carry an explicit ``Content-MD5`` computed here;
-  every S3-compatible server verifies it (400 BadDigest on mismatch) and the
-  body is sent plainly (no aws-chunked), signed with its SHA-256.
-- DeleteObjects (checksum required by the API) gets botocore's CRC32 header
-  *and* a Content-MD5 added by an event handler, which satisfies both AWS and
-  servers that still insist on MD5.
-- ``Expect: 100-continue`` (botocore adds it to every upload) is kept only for
-  bodies of 1 MiB and more; below that it just costs a round trip.
-- Downloads are not checksum-validated by botocore (ranged GETs carry no
-  whole-object checksum anyway); callers can compare ETags.
-moto 5.2 verifies neither Content-MD5 nor x-amz-checksum-* (it accepts wrong
-values), so tests check that the header is sent, not that it is enforced.
+Checksums: PutObject and UploadPart carry an explicit ``Content-MD5`` (which
+every S3-compatible server verifies); botocore's own flexible checksums are set
+to ``when_required`` because several S3-compatible servers reject their
+aws-chunked trailer form. DeleteObjects gets CRC32 and Content-MD5.
+``Expect: 100-continue`` is kept only for bodies of 1 MiB and more. The
+reasoning is in docs/ARCHITECTURE.md ("Checksums").
 
 Stats: each method call is counted once under its operation name, whatever
 botocore retried underneath; ``bytes_up`` counts the body sent (even if the
