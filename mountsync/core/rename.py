@@ -44,6 +44,12 @@ class RenameOps(NamespaceOps):
         src = await self.child(src_parent, old_name)
         dst_children = await self.ensure_listed(dst_parent)
         dst = dst_children.get(new_name)
+        if dst is not None and dst.entry_id is not None and dst is not src:
+            # let an upload of the target in flight finish first, so its result is our
+            # own version (its base), not mistaken for another writer's
+            await self.sink.wait_idle(dst.entry_id)
+            dst_children = await self.ensure_listed(dst_parent)
+            dst = dst_children.get(new_name)
         if dst is src:
             return
         new_path = keys.join(dst_parent.path, new_name)
