@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import fields
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from . import control
-from .config import MountConfig, load_yaml_config, parse_mode, parse_size
+from .config import OPTIONS, BadValue, MountConfig, Option, load_yaml_config
 from .errors import UserError
 from .keys import split_bucket_arg
 
@@ -28,41 +29,47 @@ READY_TIMEOUT = 120.0
 # ---------------------------------------------------------------- parsing
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"mountsync: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
+def _flag_type(opt: Option) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        try:
+            return opt.parse(text)
+        except BadValue as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = opt.key
+    return read
+
+
+def _seconds_flag(text: str) -> float:
+    try:
+        return OPTIONS["write-back-delay"].parse(text)
+    except BadValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_mount_options(p: argparse.ArgumentParser) -> None:
-    add = p.add_argument
-    add("--prefix")
-    add("--region")
-    add("--endpoint-url")
-    add("--force-path-style", action="store_true", default=None)
-    add("--profile")
-    add("--no-sign-request", action="store_true", default=None)
-    add("--read-only", action="store_true", default=None)
-    add("--allow-delete", action="store_true", default=None)
-    add("--cache-dir")
-    add("--max-cache-size", type=parse_size)
-    add("--write-back-delay", type=float, metavar="SECONDS")
-    add("--metadata-ttl", type=float, metavar="SECONDS")
-    add("--read-timeout", type=float, metavar="SECONDS",
-        help="an uncached read fails with EIO after this long without the endpoint (default 30)")
-    add("--conflict-strategy", choices=["keep-both", "local-wins", "remote-wins", "newest-wins", "manual"])
-    add("--fsync-upload", action="store_true", default=None)
-    add("--uid", type=int)
-    add("--gid", type=int)
-    add("--file-mode", type=parse_mode)
-    add("--dir-mode", type=parse_mode)
-    add("--allow-other", action="store_true", default=None)
-    add("--allow-root", action="store_true", default=None)
-    add("--storage-class")
-    add("--sse", choices=["AES256", "aws:kms"])
-    add("--sse-kms-key-id")
-    add("--foreground", "-f", action="store_true", default=None)
-    add("--log-file")
-    add("--config", metavar="FILE")
-    add("--ready-fd", type=int, help=argparse.SUPPRESS)
+    """One flag per option of the schema (``config.OPTIONS``); values are typed by the schema."""
+    for opt in OPTIONS.values():
+        if not opt.flag:
+            continue
+        names = ["--" + opt.key] + (["-f"] if opt.key == "foreground" else [])
+        if opt.boolean:
+            p.add_argument(*names, action="store_true", default=None, help=opt.help)
+        else:
+            p.add_argument(*names, type=_flag_type(opt), metavar=opt.metavar, help=opt.help)
+    p.add_argument("--config", metavar="FILE", help="YAML file of options (flags win over it)")
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mountsync", description="Mount an S3 bucket as a local folder.")
+    parser = _Parser(prog="mountsync", description="Mount an S3 bucket as a local folder.")
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -74,11 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("unmount", help="upload what is pending, then unmount")
     p.add_argument("mountpoint")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--timeout", type=_seconds_flag, default=60.0, metavar="SECONDS",
+                   help="give up uploading after this long; pending data stays in the cache (default 60)")
 
     p = sub.add_parser("sync", help="wait until everything written so far is in the bucket")
     p.add_argument("mountpoint")
-    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--timeout", type=_seconds_flag, default=None, metavar="SECONDS")
 
     p = sub.add_parser("status", help="pending uploads, errors, cache use, endpoint")
     p.add_argument("mountpoint")
@@ -100,28 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> MountConfig:
+    """Defaults < config file < flags; every value was typed and checked by the schema."""
     bucket, prefix = split_bucket_arg(args.source)
     values: dict = {}
     if args.config:
         values.update(load_yaml_config(args.config))
-    for f in fields(MountConfig):
-        v = getattr(args, f.name, None)
+    for opt in OPTIONS.values():
+        v = getattr(args, opt.field, None) if opt.flag else None
         if v is not None:
-            values[f.name] = v
+            values[opt.field] = v
     if getattr(args, "debug_mount", False) or args.debug:
         values["debug"] = True
     values["prefix"] = values.get("prefix") or prefix
     values.update(bucket=bucket, mountpoint=args.mountpoint)
-    for size_field in ("max_cache_size",):
-        if isinstance(values.get(size_field), str):
-            values[size_field] = parse_size(values[size_field])
-    for mode_field in ("file_mode", "dir_mode"):
-        if isinstance(values.get(mode_field), str):
-            values[mode_field] = parse_mode(values[mode_field])
-    try:
-        return MountConfig(**values).validate()
-    except TypeError as exc:
-        raise UserError(f"bad option: {exc}") from None
+    return MountConfig(**values).validate()
 
 
 # ---------------------------------------------------------------- logging
