@@ -267,20 +267,41 @@ def _report_unfinished(what: str, reply: dict) -> None:
           f"see 'mountsync status'): {'; '.join(items[:5])}", file=sys.stderr)
 
 
+EXIT_PENDING = 3  # unmount: unmounted, but uploads are still pending (kept in the cache)
+UNMOUNT_STOP_SLACK = 2.0  # unmount returns within --timeout + this
+UNMOUNT_STOP_RESERVE = 1.0  # of --timeout, kept for the daemon to stop (at most half of it)
+
+
 def cmd_unmount(args: argparse.Namespace) -> int:
-    mp = os.path.abspath(args.mountpoint)
-    reply = control.request(mp, {"op": "unmount", "timeout": args.timeout}, timeout=args.timeout + 60)
+    """Ask the daemon to upload for at most ``--timeout`` s, then unmount whatever is left.
+
+    Exit 0: everything was uploaded and the mount is gone. 3: the mount is gone
+    but N uploads are still pending; they stay in the cache dir and go up at the
+    next mount with it. 1: the mount could not be ended (not a mountsync mount,
+    daemon not answering, still mounted)."""
     from .daemon import is_mounted
 
-    deadline = time.monotonic() + 30
+    mp = os.path.abspath(args.mountpoint)
+    deadline = time.monotonic() + args.timeout + UNMOUNT_STOP_SLACK
+    uploading = max(0.0, args.timeout - min(UNMOUNT_STOP_RESERVE, args.timeout / 2))
+    reply = control.request(mp, {"op": "unmount", "timeout": uploading},
+                            timeout=max(0.1, deadline - time.monotonic()))
     while is_mounted(mp) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     if is_mounted(mp):
-        print(f"mountsync: {mp} is still mounted (busy?); close programs using it and retry", file=sys.stderr)
+        print(f"mountsync: {mp} is still mounted {args.timeout + UNMOUNT_STOP_SLACK:g}s after the unmount "
+              "request; see 'mountsync status' and the daemon log, or run 'fusermount3 -u -z' on it",
+              file=sys.stderr)
         return 1
-    if not reply.get("ok"):
-        _report_unfinished("unmount", reply)
+    if "error" in reply:
+        print(f"mountsync: unmounted {mp}, but the daemon reported: {reply['error']}", file=sys.stderr)
         return 1
+    pending = [" ".join(str(p).split()) for p in reply.get("failed", []) + reply.get("remaining", [])]
+    if not reply.get("ok") and pending:
+        print(f"mountsync: unmounted {mp} with {len(pending)} upload(s) still pending; they are kept in the "
+              f"cache and go up at the next mount with this cache dir: {'; '.join(pending[:3])}"
+              f"{' ...' if len(pending) > 3 else ''}", file=sys.stderr)
+        return EXIT_PENDING
     return 0
 
 

@@ -23,7 +23,13 @@ from dataclasses import asdict
 import trio
 
 from . import control
-from .backend.base import AccessDeniedError, BucketNotFoundError, StoreError, UnreachableError
+from .backend.base import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    StoreError,
+    TransientError,
+    UnreachableError,
+)
 from .config import MountConfig
 from .errors import UserError
 from .events import InvalidateEntry, InvalidateInode
@@ -100,6 +106,9 @@ def check_bucket(store, config: MountConfig) -> None:
                         "(environment, --profile) and the bucket policy") from None
     except UnreachableError as exc:
         raise UserError(f"endpoint {where} is unreachable ({exc}): check --endpoint-url and the network") from None
+    except TransientError as exc:
+        raise UserError(f"endpoint {where} did not answer the bucket check ({exc}): check --endpoint-url, "
+                        "the network and the server, then mount again") from None
     except StoreError as exc:
         raise UserError(f"cannot use bucket {config.bucket!r} at {where}: {exc}") from None
 
@@ -125,7 +134,7 @@ class Daemon:
         self.stack: Stack | None = None
         self.mounted = False
         self.started = time.time()
-        self._drained = False  # an unmount request already drained the queue
+        self._drained = False  # an unmount request already spent its time on uploads: stop without waiting
 
     def prepare(self) -> None:
         clear_dead_mount(self.config.mountpoint)
@@ -179,7 +188,8 @@ class Daemon:
             try:
                 await fuse.serve()
             finally:
-                # the kernel session is over: upload what is pending, then stop
+                # the kernel session is over: upload what is pending (unless an unmount request
+                # already gave uploads its --timeout), then stop; what is left stays in the cache
                 with trio.CancelScope(shield=True):
                     result = await stack.drain(DEFAULT_DRAIN_TIMEOUT if not self._drained else 0.1)
                     if not result.ok:
@@ -193,8 +203,14 @@ class Daemon:
         stack.close()
 
     async def _shutdown(self, timeout: float) -> dict:
-        result = await self.stack.drain(timeout)
-        self._drained = result.ok
+        """Upload what is pending for at most ``timeout`` s, then end the FUSE session.
+
+        The mount goes away right after, uploaded or not: what is still pending
+        stays in the cache (journal + data files) and goes up at the next mount.
+        Store calls still running are abandoned (``AsyncStore``), so stopping
+        does not wait for the network."""
+        result = await self.stack.drain(max(0.0, timeout))
+        self._drained = True
         fuse.terminate()
         return result.to_json()
 

@@ -6,8 +6,8 @@ clients are thread-safe (the boto3 *session* is not, so it is used only in
 connections. ``stats`` locks itself. No other shared mutable state.
 
 Retries: botocore retries at most once (``total_max_attempts=2``, mode
-"standard"); the reconciler has its own backoff schedule. Timeouts default to
-5 s connect / 30 s read.
+"standard"); the reconciler has its own backoff schedule. Timeouts: 5 s connect,
+30 s read; ``check_bucket`` (mount check) has 5 s each and no retry (fail fast).
 
 Checksums: PutObject and UploadPart carry an explicit ``Content-MD5`` (which
 every S3-compatible server verifies); botocore's own flexible checksums are set
@@ -66,6 +66,7 @@ from .base import (
 )
 
 T = TypeVar("T")
+_PROBE_CONFIG = Config(connect_timeout=5.0, read_timeout=5.0, retries={"total_max_attempts": 1, "mode": "standard"})
 
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchUpload", "NotFound", "404", "NoSuchVersion"}
 _BUCKET_CODES = {"NoSuchBucket"}
@@ -233,6 +234,7 @@ class S3Store:
         try:
             session = boto3.session.Session(profile_name=profile, region_name=region)
             self._client = session.client("s3", endpoint_url=endpoint_url, config=config)
+            self._probe_client = session.client("s3", endpoint_url=endpoint_url, config=config.merge(_PROBE_CONFIG))
         except Exception as exc:
             raise map_error(exc, "configuring the S3 client") from exc
         events = self._client.meta.events
@@ -300,7 +302,7 @@ class S3Store:
     def check_bucket(self) -> None:
         what = f"HeadBucket {self.bucket}"
         try:
-            self._call("check_bucket", what, lambda: self._client.head_bucket(Bucket=self.bucket))
+            self._call("check_bucket", what, lambda: self._probe_client.head_bucket(Bucket=self.bucket))
         except NotFoundError as exc:  # HEAD has no body: a bare 404 means no bucket
             raise BucketNotFoundError(f"bucket {self.bucket!r} does not exist", code=exc.code) from exc
         except InvalidRequestError as exc:
