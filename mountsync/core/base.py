@@ -423,10 +423,15 @@ class CoreBase:
     # ------------------------------------------------------------ entries
 
     def ensure_entry(self, node: Node) -> Entry:
-        """The journal entry of ``node``, created (clean, nothing cached) for remote files."""
+        """The journal entry of ``node``, created (clean, nothing cached) for remote files.
+
+        A removed (detached) node never gets a new entry: its name may already belong
+        to another entry, and a row for a name nobody shows would be stuck forever."""
         e = self.entry(node)
         if e is not None:
             return e
+        if node.detached:
+            raise FsError(errno.ENOENT, f"{node.path!r} was removed")
         e = Entry(path=node.path, kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
                   mtime_ns=node.mtime_ns, size=node.size, base_etag=node.etag, target=node.target,
                   complete=node.size == 0, last_used=time.time())

@@ -125,8 +125,15 @@ class InodeTable:
         node = Node(self._next, kind, path, **kw)
         self._next += 1
         self.by_ino[node.ino] = node
-        self.by_path[path] = node
+        self._take_path(node, path)
         return node
+
+    def _take_path(self, node: Node, path: str) -> None:
+        """A path has at most one node in the tree: a node still holding it is replaced."""
+        old = self.by_path.get(path)
+        if old is not None and old is not node:
+            old.detached = True
+        self.by_path[path] = node
 
     def get(self, ino: int) -> Node | None:
         return self.by_ino.get(ino)
@@ -141,7 +148,7 @@ class InodeTable:
         if self.by_path.get(node.path) is node:
             del self.by_path[node.path]
         node.path = new_path
-        self.by_path[new_path] = node
+        self._take_path(node, new_path)
 
     def collectable(self, node: Node) -> bool:
         return node.detached and node.nlookup <= 0 and node.open_count <= 0
