@@ -25,7 +25,7 @@ from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .base import log, now_ns
 from .fileops import FileOps
-from .nodes import Attr, Node
+from .nodes import ROOT_INO, Attr, Node
 
 
 @dataclass
@@ -373,7 +373,9 @@ class NamespaceOps(FileOps):
             for k, v in meta.items():
                 setattr(node, k, v)
             node.ctime_ns = now_ns()
-            if not node.detached:
+            if not node.detached and node.ino != ROOT_INO:
+                # the root has no key (no entry, nothing to upload): its attributes are
+                # kept in memory for the mount's lifetime (docs/SEMANTICS.md)
                 e = self.ensure_entry(node)
                 self.journal.update(e.id, **meta)
                 self.journal.bump_dirty(e.id, meta_only=e.base_etag is not None and node.kind != stat.S_IFDIR)
