@@ -42,6 +42,8 @@ def _add_mount_options(p: argparse.ArgumentParser) -> None:
     add("--max-cache-size", type=parse_size)
     add("--write-back-delay", type=float, metavar="SECONDS")
     add("--metadata-ttl", type=float, metavar="SECONDS")
+    add("--negative-metadata-ttl", type=float, metavar="SECONDS",
+        help="how long a name found missing stays missing (default: the --metadata-ttl)")
     add("--read-timeout", type=float, metavar="SECONDS",
         help="an uncached read fails with EIO after this long without the endpoint (default 30)")
     add("--conflict-strategy", choices=["keep-both", "local-wins", "remote-wins", "newest-wins", "manual"])

@@ -34,6 +34,7 @@ class MountConfig:
     max_cache_size: int = 10 * 1024**3
     write_back_delay: float = 5.0
     metadata_ttl: float = 5.0
+    negative_metadata_ttl: float | None = None  # how long "no such name" is trusted; None: metadata_ttl
     conflict_strategy: str = "keep-both"
     fsync_upload: bool = False
     uid: int = field(default_factory=os.getuid)
@@ -72,6 +73,8 @@ class MountConfig:
             )
         if self.write_back_delay < 0 or self.metadata_ttl < 0:
             raise UserError("--write-back-delay and --metadata-ttl must not be negative")
+        if self.negative_metadata_ttl is not None and self.negative_metadata_ttl < 0:
+            raise UserError("--negative-metadata-ttl must not be negative")
         if self.sse not in (None, "AES256", "aws:kms"):
             raise UserError(f"unknown --sse {self.sse!r}: use AES256 or aws:kms")
         return replace(self, prefix=normalize_prefix(self.prefix), mountpoint=os.path.abspath(self.mountpoint))

@@ -55,6 +55,7 @@ class CoreOptions:
     read_only: bool = False
     allow_delete: bool = False
     metadata_ttl: float = 5.0
+    negative_metadata_ttl: float | None = None  # None: same as metadata_ttl
     read_timeout: float = 30.0
     fsync_upload: bool = False
     defaults: attrs_mod.Defaults = attrs_mod.Defaults(0, 0, 0o644, 0o755)
@@ -113,6 +114,12 @@ class CoreBase:
             raise FsError(errno.ENAMETOOLONG)
         if not keys.is_valid_name(name):
             raise FsError(errno.EINVAL, f"invalid name {name!r}")
+
+    @property
+    def negative_ttl(self) -> float:
+        """How long "no such name" is trusted (``--negative-metadata-ttl``)."""
+        n = self.opt.negative_metadata_ttl
+        return self.opt.metadata_ttl if n is None else n
 
     def ttl_for(self, node: Node) -> float:
         return self.opt.metadata_ttl if node.meta_known else 0.0
@@ -199,6 +206,7 @@ class CoreBase:
                 self.events.publish(InvalidateEntry(d.ino, name))  # the kernel forgets the name too
         d.children = new
         d.listed_at = trio.current_time()
+        d.absent_at = None  # the listing answers for every name now
         if marker or remote:
             d.remote = True
         return new

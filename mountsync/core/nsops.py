@@ -25,7 +25,7 @@ from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .base import log, now_ns
 from .fileops import FileOps
-from .nodes import ROOT_INO, Attr, Node
+from .nodes import MAX_ABSENT_NAMES, ROOT_INO, Attr, NoEntry, Node
 
 
 @dataclass
@@ -78,20 +78,47 @@ class NamespaceOps(FileOps):
     # ------------------------------------------------------------ lookups
 
     async def child(self, parent: Node, name: str) -> Node:
-        """The child ``name`` of ``parent``, as fresh as the metadata TTL requires.
+        """The child ``name`` of ``parent``, as fresh as the TTLs require.
 
         A directory is listed in full once; after the TTL, a lookup asks the bucket
         about that one name (HEAD, and a one-key LIST when there is no object) rather
         than listing the whole directory again, so ``ls -l`` of a big directory costs
-        one listing plus one HEAD per entry. ``readdir`` relists."""
+        one listing plus one HEAD per entry. ``readdir`` relists.
+
+        A name that is not there is trusted to stay away for ``--negative-metadata-ttl``
+        (from the listing, or from the last time this name was asked about); after
+        that a lookup asks the bucket about it. Raises ``NoEntry`` with the time the
+        answer may still be trusted."""
         if parent.children is None:
             await self.ensure_listed(parent)
-        elif trio.current_time() - parent.listed_at >= self.opt.metadata_ttl:
-            await self.refresh_child(parent, name)
+        now = trio.current_time()
+        if name in parent.children:
+            if now - parent.listed_at >= self.opt.metadata_ttl:
+                await self.refresh_child(parent, name)
+        else:
+            absent = parent.absent_at or {}
+            seen = max(parent.listed_at, absent.get(name, float("-inf")))
+            if now - seen >= self.negative_ttl:
+                await self.refresh_child(parent, name)
+                if parent.children is not None and name not in parent.children:
+                    self._remember_absent(parent, name, now)
+                seen = now
+            node = parent.children.get(name) if parent.children is not None else None
+            if node is None:
+                raise NoEntry(max(0.0, self.negative_ttl - (trio.current_time() - seen)))
         node = parent.children.get(name)
         if node is None:
-            raise FsError(errno.ENOENT)
+            raise NoEntry(0.0)
         return node
+
+    @staticmethod
+    def _remember_absent(parent: Node, name: str, when: float) -> None:
+        if parent.absent_at is None:
+            parent.absent_at = {}
+        elif len(parent.absent_at) >= MAX_ABSENT_NAMES:
+            parent.absent_at.pop(next(iter(parent.absent_at)))
+        parent.absent_at.pop(name, None)
+        parent.absent_at[name] = when
 
     async def lookup(self, parent_ino: int, name: str) -> Attr:
         """Resolve ``name``; counts one kernel lookup reference on success."""
