@@ -115,12 +115,6 @@ class CoreBase:
         if not keys.is_valid_name(name):
             raise FsError(errno.EINVAL, f"invalid name {name!r}")
 
-    @property
-    def negative_ttl(self) -> float:
-        """How long "no such name" is trusted (``--negative-metadata-ttl``)."""
-        n = self.opt.negative_metadata_ttl
-        return self.opt.metadata_ttl if n is None else n
-
     def ttl_for(self, node: Node) -> float:
         return self.opt.metadata_ttl if node.meta_known else 0.0
 
@@ -206,7 +200,6 @@ class CoreBase:
                 self.events.publish(InvalidateEntry(d.ino, name))  # the kernel forgets the name too
         d.children = new
         d.listed_at = trio.current_time()
-        d.absent_at = None  # the listing answers for every name now
         if marker or remote:
             d.remote = True
         return new
@@ -431,10 +424,7 @@ class CoreBase:
     # ------------------------------------------------------------ entries
 
     def ensure_entry(self, node: Node) -> Entry:
-        """The journal entry of ``node``, created (clean, nothing cached) for remote files.
-
-        A removed (detached) node never gets a new entry: its name may already belong
-        to another entry, and a row for a name nobody shows would be stuck forever."""
+        """Journal entry of ``node``, made clean for a remote file; never for a removed node."""
         e = self.entry(node)
         if e is not None:
             return e

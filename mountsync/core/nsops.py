@@ -111,12 +111,21 @@ class NamespaceOps(FileOps):
             raise NoEntry(0.0)
         return node
 
+    @property
+    def negative_ttl(self) -> float:
+        """How long "no such name" is trusted (``--negative-metadata-ttl``)."""
+        n = self.opt.negative_metadata_ttl
+        return self.opt.metadata_ttl if n is None else n
+
     @staticmethod
     def _remember_absent(parent: Node, name: str, when: float) -> None:
         if parent.absent_at is None:
             parent.absent_at = {}
         elif len(parent.absent_at) >= MAX_ABSENT_NAMES:
-            parent.absent_at.pop(next(iter(parent.absent_at)))
+            # answers older than the last listing are superseded by it; else the oldest goes
+            parent.absent_at = {k: t for k, t in parent.absent_at.items() if t > parent.listed_at}
+            if len(parent.absent_at) >= MAX_ABSENT_NAMES:
+                parent.absent_at.pop(next(iter(parent.absent_at)))
         parent.absent_at.pop(name, None)
         parent.absent_at[name] = when
 
