@@ -57,7 +57,7 @@ class MountConfig:
     max_cache_size: int = 10 * 1024**3
     write_back_delay: float = 5.0
     metadata_ttl: float = 5.0
-    negative_metadata_ttl: float = 5.0  # how long "this name does not exist" is trusted
+    negative_metadata_ttl: float | None = None  # how long "no such name" is trusted; None: metadata_ttl
     conflict_strategy: str = "keep-both"
     fsync_upload: bool = False
     uid: int = field(default_factory=os.getuid)
@@ -95,7 +95,7 @@ class MountConfig:
         if self.conflict_strategy not in CONFLICT_STRATEGIES:
             raise UserError(f"unknown --conflict-strategy {self.conflict_strategy!r}: use one of "
                             f"{', '.join(CONFLICT_STRATEGIES)}", code=2)
-        if min(self.write_back_delay, self.metadata_ttl, self.negative_metadata_ttl) < 0:
+        if min(self.write_back_delay, self.metadata_ttl, self.negative_metadata_ttl or 0.0) < 0:
             raise UserError("--write-back-delay, --metadata-ttl and --negative-metadata-ttl must not be negative",
                             code=2)
         if self.sse not in (None, "AES256", "aws:kms"):
@@ -105,7 +105,9 @@ class MountConfig:
         if self.allow_other and self.allow_root:
             raise UserError("--allow-other and --allow-root exclude each other: use one "
                             "(--allow-other already lets root in)", code=2)
-        return replace(self, prefix=normalize_prefix(self.prefix), mountpoint=os.path.abspath(self.mountpoint))
+        negative = self.metadata_ttl if self.negative_metadata_ttl is None else self.negative_metadata_ttl
+        return replace(self, prefix=normalize_prefix(self.prefix), mountpoint=os.path.abspath(self.mountpoint),
+                       negative_metadata_ttl=negative)
 
 
 # ---------------------------------------------------------------- reading values from text
@@ -315,7 +317,7 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
     Option("metadata-ttl", _seconds(0), _SECS, "how long attributes and listings are trusted (default 5)",
            metavar="SECONDS"),
     Option("negative-metadata-ttl", _seconds(0), _SECS,
-           "how long 'this name does not exist' is trusted (default 5)", metavar="SECONDS"),
+           "how long 'this name does not exist' is trusted (default: the --metadata-ttl)", metavar="SECONDS"),
     Option("read-timeout", _seconds(0, inclusive=False), "a number of seconds > 0, like 30",
            "an uncached read fails with EIO after this long without the endpoint (default 30)", metavar="SECONDS"),
     Option("conflict-strategy", _choice(*CONFLICT_STRATEGIES), _one_of(CONFLICT_STRATEGIES),

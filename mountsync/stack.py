@@ -105,6 +105,7 @@ class Stack:
         options = CoreOptions(
             prefix=config.prefix, read_only=config.read_only, allow_delete=config.allow_delete,
             metadata_ttl=config.metadata_ttl, read_timeout=config.read_timeout,
+            negative_metadata_ttl=config.negative_metadata_ttl,
             fsync_upload=config.fsync_upload,
             defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
         )

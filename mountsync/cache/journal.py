@@ -37,10 +37,16 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sqlite3
 import time
 from dataclasses import dataclass, field, fields
+
+from ..errors import FsError
+from ..keys import path_is_representable
+
+log = logging.getLogger("mountsync.journal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -158,6 +164,18 @@ class Conflict:
     id: int | None = None
 
 
+def check_entry_path(path: str) -> None:
+    """The journal boundary: every entry names a valid, non-empty key (SPEC §3). The
+    root has no entry (its key would be empty), nor has a path with an empty, ``.``,
+    ``..``, NUL or over-long segment. Raises FsError(EINVAL) and logs why, so the
+    operation that would create such an entry fails instead of leaving it stuck."""
+    if path and path_is_representable(path):
+        return
+    log.warning("refusing a cache entry for path %r: it does not name a valid object key "
+                "(a bug: please report it)", path)
+    raise FsError(errno.EINVAL, f"path {path!r} cannot be stored in the bucket")
+
+
 _ENTRY_COLS = [f.name for f in fields(Entry) if f.name != "id"]
 _TOMB_COLS = [f.name for f in fields(Tombstone)]
 
@@ -226,7 +244,9 @@ class Journal:
         return _row_to_entry(row) if row else None
 
     def save(self, e: Entry) -> Entry:
-        """Insert or update ``e`` (by id); sets ``e.id`` on insert."""
+        """Insert or update ``e`` (by id); sets ``e.id`` on insert. ``e.path`` must be a
+        valid key (``check_entry_path``)."""
+        check_entry_path(e.path)
         values = [getattr(e, c) for c in _ENTRY_COLS]
         i = _ENTRY_COLS.index("ranges")
         values[i] = json.dumps(e.ranges) if e.ranges else None
@@ -243,6 +263,8 @@ class Journal:
 
     def update(self, entry_id: int, **changes) -> None:
         """Update a few columns of one entry."""
+        if "path" in changes:
+            check_entry_path(changes["path"])
         if "ranges" in changes:
             changes["ranges"] = json.dumps(changes["ranges"]) if changes["ranges"] else None
         sets = ",".join(f"{c} = ?" for c in changes)
@@ -317,6 +339,7 @@ class Journal:
 
     def rename_subtree(self, old: str, new: str) -> None:
         """Move every entry at or below ``old`` to the same place below ``new``."""
+        check_entry_path(new)
         rows = self.under(old)
         target = self.get(old)
         moved = ([target] if target else []) + rows

@@ -55,6 +55,7 @@ class CoreOptions:
     read_only: bool = False
     allow_delete: bool = False
     metadata_ttl: float = 5.0
+    negative_metadata_ttl: float | None = None  # None: same as metadata_ttl
     read_timeout: float = 30.0
     fsync_upload: bool = False
     defaults: attrs_mod.Defaults = attrs_mod.Defaults(0, 0, 0o644, 0o755)
@@ -423,10 +424,12 @@ class CoreBase:
     # ------------------------------------------------------------ entries
 
     def ensure_entry(self, node: Node) -> Entry:
-        """The journal entry of ``node``, created (clean, nothing cached) for remote files."""
+        """Journal entry of ``node``, made clean for a remote file; never for a removed node."""
         e = self.entry(node)
         if e is not None:
             return e
+        if node.detached:
+            raise FsError(errno.ENOENT, f"{node.path!r} was removed")
         e = Entry(path=node.path, kind=node.kind, mode=node.mode, uid=node.uid, gid=node.gid,
                   mtime_ns=node.mtime_ns, size=node.size, base_etag=node.etag, target=node.target,
                   complete=node.size == 0, last_used=time.time())

@@ -53,7 +53,9 @@ class FileOps(CoreBase):
     # ------------------------------------------------------------ open/close
 
     def _attach_cache(self, node: Node) -> None:
-        e = self.ensure_entry(node)
+        if node.cf is not None:
+            return  # already open: one reference, held while open_count > 0, is shared
+        e = self.ensure_entry(node)  # FsError(ENOENT) for a removed node not open
         cf = self.data.acquire(e.id)
         if not cf.loaded:
             cf.complete = e.complete
@@ -249,9 +251,8 @@ class FileOps(CoreBase):
     async def truncate(self, node: Node, size: int) -> None:
         """Set a file's size; the result is a complete local copy with a pending upload."""
         self.writable()
-        own = node.cf is None
-        if own:
-            self._attach_cache(node)
+        self._attach_cache(node)
+        node.open_count += 1  # like a handle: the cache file stays open until we are done
         try:
             cf = node.cf
             if not cf.complete and size > 0:
@@ -266,7 +267,8 @@ class FileOps(CoreBase):
             if node.entry_id is not None:
                 self.sink.changed(node.entry_id)
         finally:
-            if own and node.cf is not None:
+            node.open_count -= 1
+            if node.open_count == 0 and node.cf is not None:
                 self.data.release(node.cf)
                 node.cf = None
 

@@ -20,6 +20,12 @@ class FileSystem(RenameOps):
         self._init_fileops()
         self._init_nsops()
 
+    async def rename(self, old_parent_ino: int, old_name: str, new_parent_ino: int,
+                     new_name: str, flags: int = 0) -> None:
+        """rename(2), holding both directories' namespace locks (see ``dir_locked``)."""
+        async with self.dir_locked(old_parent_ino, new_parent_ino):
+            await super().rename(old_parent_ino, old_name, new_parent_ino, new_name, flags)
+
     async def resolve(self, path: str) -> int:
         """Inode of ``path`` (``""`` is the root), looking names up as the kernel would.
 

@@ -18,12 +18,14 @@ cooperative scheduling, i.e. code between two ``await``\\ s is atomic):
 
 from __future__ import annotations
 
+import errno
 import stat
 from dataclasses import dataclass
 
 import trio
 
 from ..cache.datafiles import CacheFile
+from ..errors import FsError
 
 ROOT_INO = 1
 
@@ -43,13 +45,25 @@ class Attr:
     ttl: float  # how long the kernel may cache this entry and its attributes
 
 
+class NoEntry(FsError):
+    """ENOENT from a lookup; ``ttl``: how much longer the answer may be trusted (the
+    kernel may cache it as a negative entry that long)."""
+
+    def __init__(self, ttl: float, message: str = "") -> None:
+        super().__init__(errno.ENOENT, message)
+        self.ttl = ttl
+
+
+MAX_ABSENT_NAMES = 4096  # per directory; beyond that the oldest answers are dropped
+
+
 class Node:
     __slots__ = (
         "ino", "kind", "path", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns",
         "etag", "meta_known", "attr_time", "nlookup", "open_count", "writers",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
         "cf", "fetch_lock", "read_end", "readahead", "content_version", "kernel_version",
-        "deferred_delete",
+        "deferred_delete", "absent_at",
     )
 
     def __init__(self, ino: int, kind: int, path: str, *, mode: int, uid: int, gid: int,
@@ -74,6 +88,8 @@ class Node:
         # directories
         self.children: dict[str, Node] | None = None  # None: never listed
         self.listed_at = float("-inf")
+        # names asked about one by one and found missing since the last listing → when
+        self.absent_at: dict[str, float] | None = None
         self.remote = False  # exists in the bucket (object, marker or keys below)
         # symlinks
         self.target: str | None = None
@@ -125,8 +141,15 @@ class InodeTable:
         node = Node(self._next, kind, path, **kw)
         self._next += 1
         self.by_ino[node.ino] = node
-        self.by_path[path] = node
+        self._take_path(node, path)
         return node
+
+    def _take_path(self, node: Node, path: str) -> None:
+        """A path has at most one node in the tree: a node still holding it is replaced."""
+        old = self.by_path.get(path)
+        if old is not None and old is not node:
+            old.detached = True
+        self.by_path[path] = node
 
     def get(self, ino: int) -> Node | None:
         return self.by_ino.get(ino)
@@ -141,7 +164,7 @@ class InodeTable:
         if self.by_path.get(node.path) is node:
             del self.by_path[node.path]
         node.path = new_path
-        self.by_path[new_path] = node
+        self._take_path(node, new_path)
 
     def collectable(self, node: Node) -> bool:
         return node.detached and node.nlookup <= 0 and node.open_count <= 0

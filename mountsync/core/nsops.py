@@ -13,7 +13,9 @@ import errno
 import os
 import stat
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import AsyncIterator
 
 import trio
 
@@ -23,7 +25,7 @@ from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .base import log, now_ns
 from .fileops import FileOps
-from .nodes import Attr, Node
+from .nodes import MAX_ABSENT_NAMES, ROOT_INO, Attr, NoEntry, Node
 
 
 @dataclass
@@ -47,24 +49,85 @@ class NamespaceOps(FileOps):
     def _init_nsops(self) -> None:
         self.dir_handles: dict[int, DirHandle] = {}
         self._next_dh = 1
+        self._dir_locks: dict[int, trio.Lock] = {}
+
+    @asynccontextmanager
+    async def dir_locked(self, *inos: int) -> AsyncIterator[None]:
+        """Hold the namespace lock of the directories ``inos`` (taken in inode order).
+
+        create, mkdir, symlink, unlink, rmdir and rename of names in one directory
+        run one at a time, as the kernel runs them (it holds the directory's lock
+        for the whole request): a name's state is decided and changed in one step
+        even though the operation awaits the bucket or the reconciler meanwhile.
+        Nothing holding a directory lock waits for another directory's lock except
+        through this method, so the fixed order rules out deadlocks."""
+        held: list[tuple[int, trio.Lock]] = []
+        try:
+            for ino in sorted(set(inos)):
+                lock = self._dir_locks.setdefault(ino, trio.Lock())
+                await lock.acquire()
+                held.append((ino, lock))
+            yield
+        finally:
+            for ino, lock in reversed(held):
+                lock.release()
+                st = lock.statistics()
+                if not st.locked and st.tasks_waiting == 0 and self._dir_locks.get(ino) is lock:
+                    del self._dir_locks[ino]
 
     # ------------------------------------------------------------ lookups
 
     async def child(self, parent: Node, name: str) -> Node:
-        """The child ``name`` of ``parent``, as fresh as the metadata TTL requires.
+        """The child ``name`` of ``parent``, as fresh as the TTLs require.
 
         A directory is listed in full once; after the TTL, a lookup asks the bucket
         about that one name (HEAD, and a one-key LIST when there is no object) rather
         than listing the whole directory again, so ``ls -l`` of a big directory costs
-        one listing plus one HEAD per entry. ``readdir`` relists."""
+        one listing plus one HEAD per entry. ``readdir`` relists.
+
+        A name that is not there is trusted to stay away for ``--negative-metadata-ttl``
+        (from the listing, or from the last time this name was asked about); after
+        that a lookup asks the bucket about it. Raises ``NoEntry`` with the time the
+        answer may still be trusted."""
         if parent.children is None:
             await self.ensure_listed(parent)
-        elif trio.current_time() - parent.listed_at >= self.opt.metadata_ttl:
-            await self.refresh_child(parent, name)
+        now = trio.current_time()
+        if name in parent.children:
+            if now - parent.listed_at >= self.opt.metadata_ttl:
+                await self.refresh_child(parent, name)
+        else:
+            absent = parent.absent_at or {}
+            seen = max(parent.listed_at, absent.get(name, float("-inf")))
+            if now - seen >= self.negative_ttl:
+                await self.refresh_child(parent, name)
+                if parent.children is not None and name not in parent.children:
+                    self._remember_absent(parent, name, now)
+                seen = now
+            node = parent.children.get(name) if parent.children is not None else None
+            if node is None:
+                raise NoEntry(max(0.0, self.negative_ttl - (trio.current_time() - seen)))
         node = parent.children.get(name)
         if node is None:
-            raise FsError(errno.ENOENT)
+            raise NoEntry(0.0)
         return node
+
+    @property
+    def negative_ttl(self) -> float:
+        """How long "no such name" is trusted (``--negative-metadata-ttl``)."""
+        n = self.opt.negative_metadata_ttl
+        return self.opt.metadata_ttl if n is None else n
+
+    @staticmethod
+    def _remember_absent(parent: Node, name: str, when: float) -> None:
+        if parent.absent_at is None:
+            parent.absent_at = {}
+        elif len(parent.absent_at) >= MAX_ABSENT_NAMES:
+            # answers older than the last listing are superseded by it; else the oldest goes
+            parent.absent_at = {k: t for k, t in parent.absent_at.items() if t > parent.listed_at}
+            if len(parent.absent_at) >= MAX_ABSENT_NAMES:
+                parent.absent_at.pop(next(iter(parent.absent_at)))
+        parent.absent_at.pop(name, None)
+        parent.absent_at[name] = when
 
     async def lookup(self, parent_ino: int, name: str) -> Attr:
         """Resolve ``name``; counts one kernel lookup reference on success."""
@@ -148,6 +211,10 @@ class NamespaceOps(FileOps):
             children = await self.ensure_listed(parent)
             if name in children:
                 raise FsError(errno.EEXIST)
+            # a delete that started during that listing: wait for it too (no await
+            # follows unless one is in flight, so what is decided below holds)
+            await self.sink.wait_path_idle(path)
+        self._claim_name(parent, children, name, path)
         tomb = self.journal.tombstone(path)
         base = tomb.base_etag if tomb is not None and tomb.kind == kind else None
         t = now_ns()
@@ -168,8 +235,51 @@ class NamespaceOps(FileOps):
         parent.mtime_ns = parent.ctime_ns = t
         return node
 
+    def _claim_name(self, parent: Node, children: dict[str, Node], name: str, path: str) -> None:
+        """Make sure no journal row holds ``path`` before a new entry takes it (no await:
+        decided and done in one step). ``name`` is not among ``children``.
+
+        A row for a name that the directory does not show is either a clean copy left
+        behind by a race (dropped: the bucket is the truth for it) or local data the
+        listing missed (shown now, and the create fails with EEXIST: never replaced)."""
+        owner = self.table.by_path.get(path)
+        if owner is not None and not owner.detached:
+            children[name] = owner  # in the tree, though this listing missed it
+            raise FsError(errno.EEXIST)
+        row = self.journal.get(path)
+        if row is None:
+            return
+        if self._is_local_state(row):
+            log.info("%r has local changes that the listing did not show; showing them", path)
+            node = self._node_from(path, row.kind, None, row)
+            if node.is_dir:
+                node.children = None
+            children[name] = node
+            raise FsError(errno.EEXIST)
+        log.debug("dropping a stray clean cache entry for %r before creating it", path)
+        self._drop_entry(row)
+
+    def _vacate(self, path: str, keeper: Node) -> None:
+        """Just before ``keeper`` takes ``path`` (a rename, which replaces its target):
+        whatever a lookup or open racing with the rename put there is replaced too."""
+        row = self.journal.get(path)
+        if row is not None and row.id != keeper.entry_id:
+            self._drop_entry(row)
+        other = self.table.by_path.get(path)
+        if other is not None and other is not keeper:
+            parent = self.table.by_path.get(keys.parent_of(path))
+            if parent is not None and parent.children is not None \
+                    and parent.children.get(keys.name_of(path)) is other:
+                del parent.children[keys.name_of(path)]
+            self.detach(other)
+
     async def create(self, parent_ino: int, name: str, mode: int, flags: int,
                      uid: int, gid: int) -> tuple[int, Attr]:
+        async with self.dir_locked(parent_ino):
+            return await self._create(parent_ino, name, mode, flags, uid, gid)
+
+    async def _create(self, parent_ino: int, name: str, mode: int, flags: int,
+                      uid: int, gid: int) -> tuple[int, Attr]:
         parent = self.dir_node(parent_ino)
         children = await self.ensure_listed(parent)
         existing = children.get(name)
@@ -191,15 +301,17 @@ class NamespaceOps(FileOps):
 
     async def mkdir(self, parent_ino: int, name: str, mode: int, uid: int, gid: int) -> Attr:
         parent = self.dir_node(parent_ino)
-        node = await self._new_entry_node(parent, name, stat.S_IFDIR, mode, uid, gid)
+        async with self.dir_locked(parent_ino):
+            node = await self._new_entry_node(parent, name, stat.S_IFDIR, mode, uid, gid)
         self.sink.changed(node.entry_id)
         node.nlookup += 1
         return node.attr(self.ttl_for(node))
 
     async def symlink(self, parent_ino: int, name: str, target: str, uid: int, gid: int) -> Attr:
         parent = self.dir_node(parent_ino)
-        node = await self._new_entry_node(parent, name, stat.S_IFLNK, 0o777, uid, gid, target=target)
-        self.journal.update(node.entry_id, size=len(target.encode("utf-8", "surrogateescape")))
+        async with self.dir_locked(parent_ino):
+            node = await self._new_entry_node(parent, name, stat.S_IFLNK, 0o777, uid, gid, target=target)
+            self.journal.update(node.entry_id, size=len(target.encode("utf-8", "surrogateescape")))
         self.sink.changed(node.entry_id)
         node.nlookup += 1
         return node.attr(self.ttl_for(node))
@@ -253,12 +365,17 @@ class NamespaceOps(FileOps):
 
     async def unlink(self, parent_ino: int, name: str) -> None:
         parent = self.dir_node(parent_ino)
-        node, e, remote = await self._removable(parent, name)
-        if node.is_dir:
-            raise FsError(errno.EISDIR)
-        self._remove(parent, name, node, e, remote)
+        async with self.dir_locked(parent_ino):
+            node, e, remote = await self._removable(parent, name)
+            if node.is_dir:
+                raise FsError(errno.EISDIR)
+            self._remove(parent, name, node, e, remote)
 
     async def rmdir(self, parent_ino: int, name: str) -> None:
+        async with self.dir_locked(parent_ino):
+            await self._rmdir(parent_ino, name)
+
+    async def _rmdir(self, parent_ino: int, name: str) -> None:
         parent = self.dir_node(parent_ino)
         node = await self.child(parent, name)
         if not node.is_dir:
@@ -277,7 +394,10 @@ class NamespaceOps(FileOps):
         if changes.size is not None:
             if node.is_dir:
                 raise FsError(errno.EISDIR)
-            await self.truncate(node, changes.size)
+            if node.detached and node.cf is None:
+                node.size = changes.size  # removed and closed: nothing is kept for it
+            else:
+                await self.truncate(node, changes.size)
         meta = {k: v for k, v in (("mode", changes.mode), ("uid", changes.uid),
                                    ("gid", changes.gid), ("mtime_ns", changes.mtime_ns)) if v is not None}
         if meta:
@@ -289,7 +409,9 @@ class NamespaceOps(FileOps):
             for k, v in meta.items():
                 setattr(node, k, v)
             node.ctime_ns = now_ns()
-            if not node.detached:
+            if not node.detached and node.ino != ROOT_INO:
+                # the root has no key (no entry, nothing to upload): its attributes are
+                # kept in memory for the mount's lifetime (docs/SEMANTICS.md)
                 e = self.ensure_entry(node)
                 self.journal.update(e.id, **meta)
                 self.journal.bump_dirty(e.id, meta_only=e.base_etag is not None and node.kind != stat.S_IFDIR)

@@ -42,6 +42,8 @@ class RenameOps(NamespaceOps):
         dst_parent = self.dir_node(new_parent_ino)
         self.check_name(new_name)
         src = await self.child(src_parent, old_name)
+        # a delete of the target in flight: let it finish, so the target's base is certain
+        await self.sink.wait_path_idle(keys.join(dst_parent.path, new_name))
         dst_children = await self.ensure_listed(dst_parent)
         dst = dst_children.get(new_name)
         if dst is not None and dst.entry_id is not None and dst is not src:
@@ -89,7 +91,7 @@ class RenameOps(NamespaceOps):
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)
         src_parent.children.pop(old_name, None)
-        dst_children[new_name] = src
+        (dst_parent.children if dst_parent.children is not None else dst_children)[new_name] = src
         t = now_ns()
         src_parent.mtime_ns = src_parent.ctime_ns = dst_parent.mtime_ns = dst_parent.ctime_ns = t
         src.ctime_ns = t
@@ -127,6 +129,7 @@ class RenameOps(NamespaceOps):
                          src_remote: bool) -> None:
         """A file whose content is local (pending or never uploaded) moves in the journal."""
         assert e is not None
+        self._vacate(new_path, src)
         old_path = src.path
         c = self.journal.open_conflict(old_path)
         if c is not None:  # the user moved the conflicted edit away: that settles it
@@ -182,6 +185,7 @@ class RenameOps(NamespaceOps):
         except StoreError as exc:
             log.warning("rename of %r failed in the bucket: %s", src.path, exc)
             raise FsError(exc.errno if exc.errno != errno.ENOENT else errno.EIO, str(exc)) from exc
+        self._vacate(new_path, src)
         tomb = self.journal.tombstone(new_path)
         if tomb is not None:
             self.journal.remove_tombstone(new_path)

@@ -22,6 +22,7 @@ import time
 import pyfuse3
 
 from ..core.filesystem import ROOT_INO, Attr, FileSystem, SetAttr
+from ..core.nodes import NoEntry
 from ..errors import FsError
 
 log = logging.getLogger("mountsync.fuse")
@@ -44,6 +45,16 @@ def _entry(a: Attr) -> pyfuse3.EntryAttributes:
     e.st_atime_ns = a.mtime_ns
     e.st_mtime_ns = a.mtime_ns
     e.st_ctime_ns = a.ctime_ns
+    return e
+
+
+def _negative_entry(ttl: float) -> pyfuse3.EntryAttributes:
+    """"No such name", which the kernel may remember for ``ttl`` seconds (a negative
+    dentry): never longer than the core trusts the answer (--negative-metadata-ttl)."""
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = 0
+    e.entry_timeout = ttl
+    e.attr_timeout = 0
     return e
 
 
@@ -106,7 +117,12 @@ class FuseAdapter(pyfuse3.Operations):
 
     @_converting
     async def lookup(self, parent_inode, name, ctx=None):
-        return _entry(await self.fs.lookup(parent_inode, _name(name)))
+        try:
+            return _entry(await self.fs.lookup(parent_inode, _name(name)))
+        except NoEntry as exc:
+            if exc.ttl <= 0:
+                raise
+            return _negative_entry(exc.ttl)
 
     async def forget(self, inode_list):
         try:
