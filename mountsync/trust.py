@@ -130,14 +130,23 @@ def prepare_cache_dir(path: str) -> str:
 
 
 def open_private(path: str, flags: int) -> int:
-    """``os.open`` of a file mountsync owns (0600), never through a symbolic link."""
+    """``os.open`` of a file mountsync owns (created 0600), never through a symbolic link.
+
+    A regular file that belongs to another user is refused too (someone made it
+    in advance to read what we write); a device such as /dev/null is fine."""
     try:
-        return os.open(path, flags | NOFOLLOW, 0o600)
+        fd = os.open(path, flags | NOFOLLOW, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UserError(f"{path} is a symbolic link; mountsync does not write through links: "
                             "remove it") from None
         raise UserError(f"cannot open {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_uid != os.geteuid():
+        os.close(fd)
+        raise UserError(f"{path} belongs to uid {st.st_uid}, not to you: mountsync writes only to its own "
+                        "files; remove it or choose another path")
+    return fd
 
 
 def lock_cache_dir(path: str) -> int:

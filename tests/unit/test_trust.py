@@ -265,3 +265,27 @@ def test_control_client_refuses_a_tmp_fallback_of_another_user(xdg_and_fallback)
     with pytest.raises(UserError, match=r"runtime dir .*owned by uid 65534"):
         control.request(mnt, {"op": "sync"})
     assert d.requests == []
+
+
+@needs_root
+def test_a_log_file_of_another_user_is_not_written(tmp_path):
+    from mountsync.trust import open_private
+
+    theirs = tmp_path / "mountsync.log"
+    theirs.write_text("")
+    os.chown(theirs, OTHER_UID, OTHER_UID)
+    with pytest.raises(UserError, match="belongs to uid 65534"):
+        open_private(str(theirs), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    assert theirs.read_text() == ""
+    os.close(open_private(os.devnull, os.O_WRONLY))  # a device is fine
+
+
+def test_a_log_file_that_is_a_symlink_is_not_followed(tmp_path):
+    from mountsync.trust import open_private
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "log").symlink_to(victim)
+    with pytest.raises(UserError, match="symbolic link"):
+        open_private(str(tmp_path / "log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    assert victim.read_text() == "precious"
