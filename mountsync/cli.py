@@ -130,7 +130,9 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
 def setup_logging(debug: bool, log_file: str | None = None) -> None:
     handler: logging.Handler
     if log_file:
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        from .trust import open_private
+
+        fd = open_private(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # never through a link
         handler = logging.StreamHandler(os.fdopen(fd, "a", buffering=1))
     else:
         handler = logging.StreamHandler(sys.stderr)
@@ -189,20 +191,19 @@ def _tell(fd: int, message: str) -> None:
 def _spawn_daemon(args: argparse.Namespace, config: MountConfig) -> int:
     """Start ``mount --foreground`` detached and wait until it is usable or failed."""
     from .daemon import check_mountpoint, clear_dead_mount
-    from .stack import prepare_cache_dir
+    from .spawn import mountsync_argv
+    from .trust import open_private, prepare_cache_dir
 
     clear_dead_mount(config.mountpoint)
     check_mountpoint(config.mountpoint)
-    cache_dir = config.resolved_cache_dir()
-    prepare_cache_dir(cache_dir)
+    cache_dir = prepare_cache_dir(config.resolved_cache_dir())  # refuses a dir others could change
     log_file = config.log_file or os.path.join(cache_dir, "daemon.log")
-    argv = [sys.executable, "-m", "mountsync"]
-    if config.debug:
-        argv.append("--debug")
+    # isolated (-I), this copy of mountsync: no code from the cwd or PYTHONPATH (docs/SECURITY.md)
+    argv = mountsync_argv(*(["--debug"] if config.debug else []))
     argv += ["mount"] + _forwarded(args.raw_argv) + ["--foreground", "--log-file", log_file]
     r, w = os.pipe()
     argv += ["--ready-fd", str(w)]
-    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = open_private(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     with open(os.devnull, "rb") as devnull_in, open(os.devnull, "wb") as devnull_out:
         # stderr goes to the log too, so a crash before logging is set up is not lost
         proc = subprocess.Popen(argv, stdin=devnull_in, stdout=devnull_out, stderr=log_fd,

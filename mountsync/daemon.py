@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import time
 from dataclasses import asdict
 
@@ -92,7 +93,23 @@ def clear_dead_mount(mountpoint: str) -> None:
     fstype = is_mounted(mountpoint) or ""
     if fstype.startswith("fuse"):
         log.info("detaching dead mount at %s", mountpoint)
-        os.system(f"fusermount3 -u -z '{mountpoint}' >/dev/null 2>&1 || umount -l '{mountpoint}' >/dev/null 2>&1")
+        detach_lazily(mountpoint)
+
+
+def detach_lazily(mountpoint: str) -> bool:
+    """``fusermount3 -u -z``, else ``umount -l``; argv lists, never a shell (the name is untrusted).
+
+    The path is made absolute, so it can never be read as an option."""
+    path = os.path.abspath(mountpoint)
+    for argv in (["fusermount3", "-u", "-z", path], ["umount", "-l", path]):
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if r.returncode == 0:
+            return True
+    return False
 
 
 def check_bucket(store, config: MountConfig) -> None:

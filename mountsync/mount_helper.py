@@ -2,9 +2,11 @@
 
 mount(8) runs ``/sbin/mount.fuse.mountsync SOURCE MOUNTPOINT [-sfnv] [-N ns]
 [-o OPTIONS] [-t fuse.mountsync]``; the installed wrapper (see
-packaging/mount.fuse.mountsync) runs ``python -m mountsync.mount_helper "$@"``.
+packaging/mount.fuse.mountsync) runs ``python -I -m mountsync.mount_helper "$@"``.
 This module turns the ``-o`` option string into ``mountsync mount`` flags and
-execs ``python -m mountsync mount ...`` with the same interpreter.
+execs ``mountsync mount ...`` with the same interpreter, isolated (``-I``) and
+from this copy of the package (mountsync.spawn): mount(8) may run in any
+directory, with any environment, and neither may add code (docs/SECURITY.md).
 
 Mapping of each comma-separated option:
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from .spawn import mountsync_argv
 
 # Options mount(8), fstab or systemd use for themselves; never passed on.
 GENERIC_OPTIONS = frozenset(
@@ -138,7 +142,7 @@ def parse_helper_args(argv: list[str]) -> tuple[list[str], str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exec ``python -m mountsync mount ...``; returns only on error or -f."""
+    """Exec ``mountsync mount ...`` (isolated); returns only on error or -f."""
     if argv is None:
         argv = sys.argv[1:]
     try:
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(positionals) != 2:
         return _usage("expected SOURCE and MOUNTPOINT")
     source, mountpoint = positionals
-    args = [sys.executable, "-m", "mountsync", *translate(source, mountpoint, options)]
+    args = mountsync_argv(*translate(source, mountpoint, options))
     if fake:  # mount -f: do everything but the mount itself
         return 0
     try:

@@ -12,7 +12,6 @@ Lifecycle: ``Stack.open`` (lock the cache dir, open the journal, recover) →
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -35,33 +34,9 @@ from .events import EventBus
 from .reconciler.conflict import ConflictHandler
 from .reconciler.reconciler import Reconciler, SyncResult
 from .reconciler.uploader import UploadSettings, Uploader
+from .trust import lock_cache_dir, prepare_cache_dir
 
 log = logging.getLogger("mountsync")
-
-
-def prepare_cache_dir(path: str) -> None:
-    """Create the cache dir 0700 (and fix a looser mode)."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    if stat.S_IMODE(os.stat(path).st_mode) != 0o700:
-        os.chmod(path, 0o700)
-
-
-def lock_cache_dir(path: str) -> int:
-    """Take the one-daemon-per-cache-dir lock; returns the lock fd (held until exit)."""
-    fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        try:
-            other = os.pread(fd, 32, 0).decode().strip()
-        except OSError:
-            other = "?"
-        os.close(fd)
-        raise UserError(f"cache dir {path} is in use by another mountsync daemon (pid {other}); "
-                        "unmount that mount first or pass a different --cache-dir") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
 
 
 @dataclass
@@ -81,8 +56,7 @@ class Stack:
 
     @classmethod
     def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> "Stack":
-        cache_dir = config.resolved_cache_dir()
-        prepare_cache_dir(cache_dir)
+        cache_dir = prepare_cache_dir(config.resolved_cache_dir())  # refuses a dir others could change
         lock_fd = lock_cache_dir(cache_dir) if lock else None
         try:
             journal = Journal(os.path.join(cache_dir, "journal.db"))

@@ -6,6 +6,7 @@ import pytest
 
 from mountsync import mount_helper
 from mountsync.mount_helper import main, parse_helper_args, translate
+from mountsync.spawn import mountsync_argv
 
 
 def test_no_options():
@@ -118,15 +119,11 @@ def test_main_execs_mountsync_with_same_interpreter(monkeypatch):
     monkeypatch.setattr(mount_helper.os, "execvp", fake_execvp)
     with pytest.raises(SystemExit):
         main(["bkt/pre/", "/mnt/x", "-o", "rw,_netdev,region=us-east-1,allow_delete"])
-    assert calls == [
-        (
-            sys.executable,
-            [
-                sys.executable, "-m", "mountsync", "mount", "bkt/pre/", "/mnt/x",
-                "--region", "us-east-1", "--allow-delete",
-            ],
-        )
-    ]
+    assert len(calls) == 1
+    file, args = calls[0]
+    assert file == sys.executable and args[0] == sys.executable
+    assert args[1] == "-I", "the daemon must not take code from the cwd or PYTHON* variables"
+    assert args == mountsync_argv("mount", "bkt/pre/", "/mnt/x", "--region", "us-east-1", "--allow-delete")
 
 
 def test_main_fake_mount_and_usage_errors(monkeypatch, capsys):

@@ -35,7 +35,7 @@ class CacheFile:
         self.store = store
         self.id = entry_id
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)  # never through a link
         self.ranges = RangeSet()
         self.complete = False
         self.refs = 0
@@ -118,7 +118,7 @@ class CacheFile:
 
 def _copy_file(fd: int, dst: str) -> int:
     size = os.fstat(fd).st_size
-    out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         offset = 0
         while offset < size:

@@ -206,6 +206,6 @@ def _mtime_ns(info: ObjectInfo | None) -> int | None:
 
 
 def _write_private(path: str, body: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(body)

@@ -38,6 +38,10 @@ class FaultMountFactory:
     def allow_warning(self, pattern: str) -> None:
         self._mount.allow_warning(pattern)
 
+    def scan_log_in(self, directory) -> None:
+        """``directory/daemon.log`` (a ``--log-file`` outside the cache dir) is scanned at teardown too."""
+        self._mount.cache_dirs.append(directory)
+
     def heal(self) -> None:
         self.proxy.set_fault_rate(0.0)
         self.proxy.set_rate_limit(None)

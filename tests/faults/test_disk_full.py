@@ -76,14 +76,16 @@ def _wait_uploaded(m, timeout: float) -> dict:
 
 def test_cache_disk_full_while_the_endpoint_is_down(small_cache_disk, fmount, proxy, s3, bucket, tmp_path):
     fmount.allow_warning(r"WARNING mountsync\.fuse: cache disk full")
-    # the log lives outside the full disk (through a symlink, so that the mount
-    # fixture still scans it): lines written while the disk is full are kept
+    # the log lives outside the full disk (--log-file; the mount fixture still
+    # scans it): lines written while the disk is full are kept. Not through a
+    # symlink in the cache dir: mountsync refuses links there (docs/SECURITY.md)
     cache = small_cache_disk / "cache"
     cache.mkdir(mode=0o700)
-    log_outside = tmp_path / "daemon.log"
-    log_outside.touch(mode=0o600)
-    (cache / "daemon.log").symlink_to(log_outside)
-    m = fmount("--write-back-delay", "0.5", cache_dir=cache)
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir(mode=0o700)
+    fmount.scan_log_in(log_dir)
+    m = fmount("--write-back-delay", "0.5", "--log-file", str(log_dir / "daemon.log"), cache_dir=cache)
+    assert "mounted" in (log_dir / "daemon.log").read_text(), "the daemon does not log to --log-file"
     assert os.listdir(m.mountpoint) == []
     proxy.cut()
     rnd = random.Random(64)
