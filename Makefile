@@ -1,7 +1,7 @@
 # mountsync developer entry points.
 #   make demo   mount an embedded loopback S3 bucket (DEMO_DIR=path; Ctrl-C unmounts)
 #   make test   run the test suite (TESTS=path, PYTEST_ARGS='-k x -x')
-#   make lint   byte-compile + ruff
+#   make lint   byte-compile, ruff and mypy (settings in pyproject.toml); fails on any finding
 #   make clean  remove .venv and caches
 # `setup` (used by the others) installs what is missing: Debian packages
 # fuse3 libfuse3-dev pkg-config, and the programs the tests run (s3fs rsync git
@@ -12,10 +12,10 @@ PYTHON       ?= python3
 VENV         := .venv
 VPY          := $(VENV)/bin/python
 STAMP        := $(VENV)/.stamp
+LINT_STAMP   := $(VENV)/.lint-stamp
 FUSE_PKGS    := fuse3 libfuse3-dev pkg-config
 # command:package pairs the tests run on the mount (peers and legacy programs)
 TOOL_PKGS    := s3fs:s3fs rsync:rsync git:git sqlite3:sqlite3 vim:vim tar:tar
-RUFF_VERSION := 0.17.5
 TESTS        ?= tests
 PYTEST_ARGS  ?=
 DEMO_DIR     ?=
@@ -62,15 +62,20 @@ test: setup
 demo: setup
 	$(VENV)/bin/mountsync demo $(DEMO_DIR)
 
-lint: setup
-	$(VPY) -m compileall -q mountsync tests
-	@if [ "$$($(VENV)/bin/ruff --version 2>/dev/null)" != "ruff $(RUFF_VERSION)" ]; then \
-	  $(VPY) -m pip install -q "ruff==$(RUFF_VERSION)" \
-	    || echo "mountsync lint: could not install ruff $(RUFF_VERSION); skipping ruff" >&2; \
-	fi
-	@if [ -x $(VENV)/bin/ruff ]; then echo "$(VENV)/bin/ruff check mountsync tests"; \
-	  $(VENV)/bin/ruff check mountsync tests; fi
+# The `lint` extra (ruff, mypy, stubs) at the versions pinned in constraints.txt;
+# redone whenever the venv is.
+$(LINT_STAMP): $(STAMP)
+	$(VPY) -m pip install -c constraints.txt -e '.[test,lint]'
+	@touch $@
+
+# Runs every checker, then fails if any of them found something.
+lint: setup $(LINT_STAMP)
+	@status=0; \
+	echo "$(VPY) -m compileall -q mountsync tests"; $(VPY) -m compileall -q mountsync tests || status=1; \
+	echo "$(VENV)/bin/ruff check mountsync tests"; $(VENV)/bin/ruff check mountsync tests || status=1; \
+	echo "$(VENV)/bin/mypy"; $(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .mypy_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
