@@ -9,8 +9,10 @@ import socket
 import threading
 import time
 
+import botocore.exceptions as botocore_exceptions
 import pytest
 
+from mountsync.backend import s3 as S3
 from mountsync.backend.base import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -20,9 +22,6 @@ from mountsync.backend.base import (
     TransientError,
     UnreachableError,
 )
-import botocore.exceptions as botocore_exceptions
-
-from mountsync.backend import s3 as S3
 from tests.support.moto_server import (
     closed_port,
     make_boto3_client,
@@ -31,7 +30,6 @@ from tests.support.moto_server import (
     start_moto_subprocess,
     stop_moto_subprocess,
 )
-
 
 # ------------------------------------------------------- fake endpoints
 
@@ -243,9 +241,11 @@ def moto_store(moto_server, moto_client):
 
 def _capture(store):
     sent = []
-    store._client.meta.events.register(
-        "before-send.s3", lambda request, **_: sent.append((request.method, request.url, dict(request.headers), request.body))
-    )
+
+    def record(request, **_):
+        sent.append((request.method, request.url, dict(request.headers), request.body))
+
+    store._client.meta.events.register("before-send.s3", record)
     return sent
 
 

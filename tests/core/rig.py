@@ -162,8 +162,8 @@ async def wait_until(pred, timeout: float = 10.0, interval: float = 0.02) -> boo
 
 
 def make_config(tmp_path, **kw) -> MountConfig:
-    base = dict(bucket="b", mountpoint=str(tmp_path / "mnt"), cache_dir=str(tmp_path / "cache"),
-                write_back_delay=0.0, metadata_ttl=0.0, uid=0, gid=0, conditional_writes="yes")
+    base = {"bucket": "b", "mountpoint": str(tmp_path / "mnt"), "cache_dir": str(tmp_path / "cache"),
+            "write_back_delay": 0.0, "metadata_ttl": 0.0, "uid": 0, "gid": 0, "conditional_writes": "yes"}
     base.update(kw)
     return MountConfig(**base).validate()
 

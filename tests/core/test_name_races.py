@@ -18,6 +18,7 @@ import stat
 
 import pytest
 import trio
+import trio.lowlevel
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import ROOT_INO, SetAttr
@@ -124,7 +125,7 @@ async def _one_op(rig, rnd: random.Random, d: int) -> None:
         await fs.rename(d, name, d, rnd.choice(NAMES))
     elif op in ("read", "truncate"):
         ino = await _lookup(rig, d, name)
-        await trio.sleep(0)  # the kernel's lookup and its open are two requests
+        await trio.lowlevel.checkpoint()  # the kernel's lookup and its open are two requests
         if op == "truncate":
             await fs.setattr(ino, SetAttr(size=0))
             return

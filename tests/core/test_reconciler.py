@@ -5,7 +5,6 @@ import random
 import re
 import stat
 
-import pytest
 import trio
 
 from mountsync.backend.base import AccessDeniedError, TransientError

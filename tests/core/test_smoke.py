@@ -1,10 +1,6 @@
-import errno
-import os
 
-import pytest
 
 from mountsync.backend.memory import MemoryStore
-from mountsync.errors import FsError
 
 from .rig import run_rig
 

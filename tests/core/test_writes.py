@@ -11,7 +11,6 @@ from mountsync.backend.memory import MemoryStore
 
 from .rig import run_rig, wait_until
 
-
 # ------------------------------------------------------------ local semantics
 
 

@@ -10,7 +10,6 @@ from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError, UserError
 from mountsync.stack import Stack
-
 from tests.core.rig import make_config, run_rig
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mount.conftest import *  # noqa: F401,F403 - the real-mount fixtures
+from tests.mount.conftest import *  # noqa: F403 - the real-mount fixtures
 from tests.support.proxy import Proxy
 
 

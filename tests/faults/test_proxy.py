@@ -31,7 +31,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.close_connection = True
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.server.requests.append(("GET", self.path))
         if self.path.startswith("/slow"):
             time.sleep(float(self.path.rsplit("/", 1)[1]))
@@ -40,7 +40,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self._answer(b"hello " + self.path.encode())
 
-    def do_PUT(self):  # noqa: N802
+    def do_PUT(self):
         n = int(self.headers.get("Content-Length", 0))
         if self.headers.get("Expect", "").lower() == "100-continue":
             self.send_response_only(100)
@@ -228,9 +228,8 @@ def test_upstream_down_is_a_reset(upstream):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    with Proxy(("127.0.0.1", dead_port)) as p:
-        with pytest.raises((ConnectionResetError, http.client.RemoteDisconnected)):
-            request(p.port)
+    with Proxy(("127.0.0.1", dead_port)) as p, pytest.raises((ConnectionResetError, http.client.RemoteDisconnected)):
+        request(p.port)
 
 
 # ------------------------------------------------------------------ with boto3 and moto

@@ -234,9 +234,8 @@ class MountFactory:
             if not log_file.exists():
                 continue
             for line in log_file.read_text(errors="replace").splitlines():
-                if " ERROR " in line or "Traceback" in line:
-                    bad.append(f"{log_file}: {line}")
-                elif " WARNING " in line and not any(p.search(line) for p in self.allowed_warnings):
+                unexpected_warning = " WARNING " in line and not any(p.search(line) for p in self.allowed_warnings)
+                if " ERROR " in line or "Traceback" in line or unexpected_warning:
                     bad.append(f"{log_file}: {line}")
         return bad
 

@@ -106,10 +106,7 @@ def make_tree(root: Path, count: int = 200, seed: int = 1234, max_size: int = 2 
         d = TREE_DIRS[i % len(TREE_DIRS)]
         name = name_styles[i % len(name_styles)].format(i=i)
         rel = f"{d}/{name}" if d else name
-        if i < len(FIXED_SIZES):
-            size = FIXED_SIZES[i]
-        else:
-            size = min(max_size, int(2 ** rnd.uniform(0, 21)) - 1)
+        size = FIXED_SIZES[i] if i < len(FIXED_SIZES) else min(max_size, int(2 ** rnd.uniform(0, 21)) - 1)
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(rnd.randbytes(size))

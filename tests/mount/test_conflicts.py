@@ -198,9 +198,11 @@ def test_two_mounts_of_one_bucket_converge(mount, s3, bucket):
         return trees["a"] == trees["b"] == expected
 
     if not poll(same, deadline, interval=0.2):
+        names = set(trees["a"]) | set(trees["b"]) | set(expected)
+        differing = sorted(p for p in names if not (trees["a"].get(p) == trees["b"].get(p) == expected.get(p)))
         pytest.fail(f"the mounts differ after TTL+1s:\nA: {sorted(trees['a'])}\nB: {sorted(trees['b'])}\n"
                     f"bucket: {sorted(expected)}\n"
-                    f"differing paths: {sorted(p for p in set(trees['a']) | set(trees['b']) | set(expected) if not (trees['a'].get(p) == trees['b'].get(p) == expected.get(p)))}")
+                    f"differing paths: {differing}")
     assert a.status()["pending_files"] == 0 and b.status()["pending_files"] == 0
     assert b.status()["conflicts"] == 1
 

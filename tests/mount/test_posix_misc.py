@@ -34,13 +34,15 @@ def test_concurrent_appenders_lose_nothing(mount, s3, bucket):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    lines = open(path, "rb").read().splitlines()
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
     assert len(lines) == 900
     for tag in (b"A", b"B", b"C"):
         mine = [ln for ln in lines if ln.startswith(tag)]
         assert mine == [tag + b"%04d" % i for i in range(300)]
     m.sync()
-    assert get_bytes(s3, bucket, "log.txt") == open(path, "rb").read()
+    with open(path, "rb") as f:
+        assert get_bytes(s3, bucket, "log.txt") == f.read()
 
 
 def test_shared_mmap_writes_persist(mount, s3, bucket):

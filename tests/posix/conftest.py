@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import in_ci
-from tests.mount.conftest import *  # the real-mount fixtures: cli_env, moto_endpoint, s3, bucket, mount
+from tests.mount.conftest import *  # noqa: F403 - the real-mount fixtures: cli_env, moto_endpoint, s3, bucket, mount
 from tests.mount.helpers import is_mounted
 
 

@@ -58,7 +58,7 @@ def test_git_init_commit_clone_fsck_then_sync(mount, s3, bucket, run):
     for r in (repo, clone):
         assert run(GIT + ["status", "--porcelain"], cwd=r).stdout == "", f"{r} is not clean"
 
-    want = {rel: data for rel, data in files.items()}
+    want = dict(files)
     for r in (repo, clone):
         got = {rel: v[2] for rel, v in snapshot(r, skip=(".git",)).items() if v[0] == "file"}
         assert got == want, f"working tree of {r.name} differs from the files committed:\n" \

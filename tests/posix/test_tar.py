@@ -80,7 +80,7 @@ def test_tar_extract_then_create_round_trip(mount, run, tmp_path, s3, bucket):
     fields = ("type", "size", "mode", "mtime", "linkname", "uid", "gid", "sha256")
     bad = []
     for name in sorted(want):
-        for f, a, b in zip(fields, want[name], got[name]):
+        for f, a, b in zip(fields, want[name], got[name], strict=True):
             if a != b:
                 bad.append(f"{name}: {f} {a!r} != {b!r}")
     assert not bad, f"{len(bad)} member fields differ:\n" + "\n".join(bad[:20])

@@ -145,7 +145,7 @@ def start_moto_subprocess(timeout: float = 20.0) -> tuple[str, subprocess.Popen]
         try:
             wait_until_up(endpoint, timeout=timeout, proc=proc)
             return endpoint, proc
-        except Exception as exc:  # port race or slow start: clean up and retry
+        except Exception as exc:  # noqa: BLE001 - port race or slow start: clean up and retry
             last_error = exc
             stop_moto_subprocess(proc)
     raise RuntimeError(f"moto server did not start: {last_error}")

@@ -176,7 +176,7 @@ class Proxy:
                 "killed_by_cut": self.killed_by_cut, "open": len(self._conns), "cut": self._cut,
             }
 
-    def wait_for(self, predicate: Callable[["Proxy"], bool], timeout: float, interval: float = 0.02) -> bool:
+    def wait_for(self, predicate: Callable[[Proxy], bool], timeout: float, interval: float = 0.02) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(self):
@@ -197,7 +197,7 @@ class Proxy:
         for t in list(self._threads):
             t.join(timeout=5)
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,7 +239,7 @@ class Proxy:
                     continue
             try:
                 client, _addr = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 continue
@@ -312,7 +312,7 @@ class Proxy:
                 return None
             try:
                 return sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
         return None
 
@@ -323,7 +323,7 @@ class Proxy:
                 return False
             try:
                 n = sock.send(view)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             view = view[n:]
         return True

@@ -269,7 +269,7 @@ def test_a_boolean_is_only_unquoted_true_or_false(text):
 def test_numbers_may_be_quoted_and_are_checked():
     assert load_config_text('write-back-delay: "5"\nmetadata-ttl: \'1.5\'\n', env={}) == {
         "write_back_delay": 5.0, "metadata_ttl": 1.5}
-    with pytest.raises(UserError, match="write-back-delay: .*number of seconds"):
+    with pytest.raises(UserError, match=r"write-back-delay: .*number of seconds"):
         load_config_text('write-back-delay: "soon"\n', env={})
 
 
@@ -312,7 +312,7 @@ def test_env_vars_are_substituted_into_parsed_values_only():
         assert str(ei.value).startswith("config file c.yaml: ") and "\n" not in str(ei.value)
         assert "allow-delete" not in str(ei.value).split(":", 2)[1]  # the key named is the one written
     # a quoted ${VAR} is a string: not a boolean even when the variable says false
-    with pytest.raises(UserError, match="allow-delete: .*true or false"):
+    with pytest.raises(UserError, match=r"allow-delete: .*true or false"):
         load_config_text('allow-delete: "${ALLOW}"\n', env=env)
     # ${VAR} in a comment or a key is not substituted
     assert load_config_text("# ${UNSET_IN_COMMENT}\nregion: r\n", env={}) == {"region": "r"}

@@ -1,6 +1,7 @@
 """mountsync.cache.journal: durable per-path state and tombstones."""
 
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -58,7 +59,7 @@ def test_save_update_by_id(j):
 
 def test_unique_path(j):
     j.save(mk("x"))
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         j.save(mk("x"))
 
 
