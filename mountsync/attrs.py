@@ -13,8 +13,8 @@ so a bucket written by s3fs or rclone shows the right attributes and vice versa.
 from __future__ import annotations
 
 import stat
-from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,7 @@ def _forwarded(argv: list[str]) -> list[str]:
         if a in ("--log-file", "--ready-fd"):
             skip = True
             continue
-        if a.startswith("--log-file=") or a.startswith("--ready-fd="):
+        if a.startswith(("--log-file=", "--ready-fd=")):
             continue
         out.append(a)
     return out

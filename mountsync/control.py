@@ -22,7 +22,7 @@ import json
 import os
 import socket
 import stat
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -129,7 +129,7 @@ async def serve(path: str, handler: Handler, *, task_status=trio.TASK_STATUS_IGN
             try:
                 request = json.loads(buf.split(b"\n", 1)[0])
                 reply = await handler(request)
-            except Exception as exc:  # a bad request must not kill the daemon
+            except Exception as exc:  # noqa: BLE001 - a bad request must not kill the daemon
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             try:
                 await stream.send_all(json.dumps(reply).encode() + b"\n")
@@ -154,7 +154,9 @@ def request(mountpoint: str, message: dict, timeout: float | None = 30.0) -> dic
     try:
         s.connect(path)
     except FileNotFoundError:
-        raise UserError(f"{mountpoint} is not a mountsync mount (no daemon found); check the path or mount it") from None
+        raise UserError(
+            f"{mountpoint} is not a mountsync mount (no daemon found); check the path or mount it"
+        ) from None
     except OSError as exc:
         if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
             raise UserError(f"the mountsync daemon for {mountpoint} is not running; mount it again to resume") from None
@@ -168,7 +170,7 @@ def request(mountpoint: str, message: dict, timeout: float | None = 30.0) -> dic
                 raise UserError(f"the mountsync daemon for {mountpoint} closed the connection; see its log")
             buf += chunk
         return json.loads(buf.split(b"\n", 1)[0])
-    except socket.timeout:
+    except TimeoutError:
         raise UserError(f"the mountsync daemon for {mountpoint} did not answer within {timeout:.0f}s") from None
     finally:
         s.close()

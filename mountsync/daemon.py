@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import asdict
@@ -72,7 +73,7 @@ def check_mountpoint(mountpoint: str) -> None:
             raise UserError(f"{mountpoint} is a dead mount (its daemon died): run 'fusermount3 -u {mountpoint}' "
                             "or mount again (mountsync cleans it up)") from None
         raise UserError(f"cannot use mountpoint {mountpoint}: {exc.strerror}") from None
-    if not os.path.isdir(mountpoint):
+    if not stat.S_ISDIR(st.st_mode):
         raise UserError(f"mountpoint {mountpoint} is not a directory")
     if is_mounted(mountpoint):
         raise UserError(f"{mountpoint} is already mounted: unmount it first")
@@ -172,6 +173,13 @@ class Daemon:
         self.mounted = True
 
     @property
+    def live(self) -> Stack:
+        """The stack that ``prepare()`` opened; serving before it is a programming error."""
+        if self.stack is None:
+            raise RuntimeError("Daemon.prepare() has not run")
+        return self.stack
+
+    @property
     def socket(self) -> str:
         return control.socket_path(self.config.mountpoint)
 
@@ -179,7 +187,7 @@ class Daemon:
         trio.run(self._main, on_ready)
 
     async def _main(self, on_ready) -> None:
-        stack = self.stack
+        stack = self.live
         sock = self.socket
         send, receive = trio.open_memory_channel(10_000)
 
@@ -226,7 +234,7 @@ class Daemon:
         stays in the cache (journal + data files) and goes up at the next mount.
         Store calls still running are abandoned (``AsyncStore``), so stopping
         does not wait for the network."""
-        result = await self.stack.drain(max(0.0, timeout))
+        result = await self.live.drain(max(0.0, timeout))
         self._drained = True
         fuse.terminate()
         return result.to_json()
@@ -239,27 +247,28 @@ class Daemon:
                 return
 
     async def _handle(self, req: dict) -> dict:
+        stack = self.live
         op = req.get("op")
         timeout = req.get("timeout")
         if op == "sync":
-            return (await self.stack.reconciler.sync(timeout)).to_json()
+            return (await stack.reconciler.sync(timeout)).to_json()
         if op == "status":
             return await self._status()
         if op == "unmount":
             return await self._shutdown(DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
         if op == "conflicts":
-            return {"ok": True, "conflicts": [asdict(c) for c in self.stack.journal.conflicts()]}
+            return {"ok": True, "conflicts": [asdict(c) for c in stack.journal.conflicts()]}
         if op == "resolve":
             keep = req.get("keep")
             if keep not in ("local", "remote", "both"):
                 return {"ok": False, "error": "keep must be local, remote or both"}
-            return (await self.stack.reconciler.resolve(str(req.get("path", "")).strip("/"), keep)).to_json()
+            return (await stack.reconciler.resolve(str(req.get("path", "")).strip("/"), keep)).to_json()
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         return {"ok": False, "error": f"unknown request {op!r}"}
 
     async def _status(self) -> dict:
-        stack = self.stack
+        stack = self.live
         reachable = True
         reason = None
         try:

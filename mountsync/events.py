@@ -9,8 +9,8 @@ sees the journal exactly as the publisher left it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

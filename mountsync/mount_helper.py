@@ -80,8 +80,8 @@ def translate(source: str, mountpoint: str, options_string: str | None) -> list[
     ['mount', 'b/p/', '/mnt/b', '--read-only', '--allow-delete', '--endpoint-url', 'http://x']
     """
     argv = ["mount", source, mountpoint]
-    for item in (options_string or "").split(","):
-        item = item.strip()
+    for raw in (options_string or "").split(","):
+        item = raw.strip()
         if not item:
             continue
         name, sep, value = item.partition("=")

@@ -12,8 +12,7 @@ def backoff_delay(attempt: int, *, base: float = 0.5, ceiling: float = 60.0,
     Full jitter: uniform in ``[cap/2, cap]`` where ``cap = min(ceiling, base * 2**(attempt-1))``,
     so retries spread out but never collapse to zero.
     """
-    if attempt < 1:
-        attempt = 1
+    attempt = max(attempt, 1)
     cap = min(ceiling, base * (2 ** min(attempt - 1, 30)))
     r = (rng or random).random()
     return cap / 2 + r * cap / 2

@@ -110,7 +110,7 @@ def prepare_cache_dir(path: str) -> str:
     real = os.path.realpath(path)
     current = "/"
     parts = [p for p in real.split("/") if p]
-    for i, part in enumerate(parts):
+    for part in parts:
         parent_st = os.lstat(current)
         _check_parent(real, current, parent_st, me)
         current = os.path.join(current, part)

@@ -31,7 +31,7 @@ from .ranges import RangeSet
 class CacheFile:
     """An open cache data file. Reference-counted by ``DataStore``."""
 
-    def __init__(self, store: "DataStore", entry_id: int, path: str) -> None:
+    def __init__(self, store: DataStore, entry_id: int, path: str) -> None:
         self.store = store
         self.id = entry_id
         self.path = path
@@ -42,7 +42,7 @@ class CacheFile:
         self.loaded = False  # the core copied complete/ranges from the journal
         self.dirty_since_snapshot = False  # a write since the last snapshot bumped dirty_gen
         self._gate: trio.Event | None = None
-        self._holder = None  # the task inside exclusive(), if any
+        self._holder: trio.lowlevel.Task | None = None  # the task inside exclusive(), if any
 
     # -- writers
     async def wait_writable(self) -> None:

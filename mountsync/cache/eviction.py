@@ -43,11 +43,13 @@ def evict(journal: Journal, data: DataStore, usage: int, limit: int) -> int:
         return 0
     candidates = []
     for e in journal.clean_cached():
-        if data.peek(e.id) is not None:
+        entry_id = e.id
+        assert entry_id is not None  # rows read from the journal always have one
+        if data.peek(entry_id) is not None:
             continue  # open right now
-        size = data.allocated(e.id)
+        size = data.allocated(entry_id)
         if size:
-            candidates.append(Candidate(e.id, size, e.last_used))
+            candidates.append(Candidate(entry_id, size, e.last_used))
     freed = 0
     for entry_id in choose_evictions(candidates, usage, limit):
         freed += data.allocated(entry_id)

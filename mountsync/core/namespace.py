@@ -16,8 +16,8 @@ Rules (SPEC §3):
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from .. import keys
 from ..backend.base import ObjectInfo

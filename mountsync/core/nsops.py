@@ -13,19 +13,18 @@ import errno
 import os
 import stat
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 import trio
 
 from .. import keys
-from ..backend.base import NotFoundError, StoreError
 from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .base import log, now_ns
 from .fileops import FileOps
-from .nodes import MAX_ABSENT_NAMES, ROOT_INO, Attr, NoEntry, Node
+from .nodes import MAX_ABSENT_NAMES, ROOT_INO, Attr, Node, NoEntry
 
 
 @dataclass
@@ -91,6 +90,7 @@ class NamespaceOps(FileOps):
         answer may still be trusted."""
         if parent.children is None:
             await self.ensure_listed(parent)
+        assert parent.children is not None  # a listed directory keeps a dict
         now = trio.current_time()
         if name in parent.children:
             if now - parent.listed_at >= self.opt.metadata_ttl:
@@ -291,9 +291,11 @@ class NamespaceOps(FileOps):
             return fh, existing.attr(self.ttl_for(existing))
         node = await self._new_entry_node(parent, name, stat.S_IFREG, mode, uid, gid)
         self._attach_cache(node)
-        node.cf.truncate(0)
-        node.cf.mark_complete()
-        node.cf.dirty_since_snapshot = True  # the entry was born dirty (generation 1)
+        cf = node.cf
+        assert cf is not None and node.entry_id is not None  # a new entry, its cache file just attached
+        cf.truncate(0)
+        cf.mark_complete()
+        cf.dirty_since_snapshot = True  # the entry was born dirty (generation 1)
         fh = self._new_handle(node, True)
         self.sink.changed(node.entry_id)
         node.nlookup += 1
@@ -303,6 +305,7 @@ class NamespaceOps(FileOps):
         parent = self.dir_node(parent_ino)
         async with self.dir_locked(parent_ino):
             node = await self._new_entry_node(parent, name, stat.S_IFDIR, mode, uid, gid)
+        assert node.entry_id is not None  # _new_entry_node saved its row
         self.sink.changed(node.entry_id)
         node.nlookup += 1
         return node.attr(self.ttl_for(node))
@@ -311,6 +314,7 @@ class NamespaceOps(FileOps):
         parent = self.dir_node(parent_ino)
         async with self.dir_locked(parent_ino):
             node = await self._new_entry_node(parent, name, stat.S_IFLNK, 0o777, uid, gid, target=target)
+            assert node.entry_id is not None  # _new_entry_node saved its row
             self.journal.update(node.entry_id, size=len(target.encode("utf-8", "surrogateescape")))
         self.sink.changed(node.entry_id)
         node.nlookup += 1
@@ -331,6 +335,7 @@ class NamespaceOps(FileOps):
         node = await self.child(parent, name)
         e = self.entry(node)
         if e is not None:
+            assert e.id is not None  # a row read from the journal
             await self.sink.wait_idle(e.id)
             node = await self.child(parent, name)
             e = self.entry(node)
@@ -349,9 +354,11 @@ class NamespaceOps(FileOps):
         if remote:
             self.journal.add_tombstone(Tombstone(node.path, node.kind, base, time.time()))
         if e is not None:
+            assert e.id is not None  # a row read from the journal
             self.journal.delete(e.id)
             c = self.journal.open_conflict(node.path)
             if c is not None:  # the user removed the conflicted edit: that settles it
+                assert c.id is not None
                 self.journal.update_conflict(c.id, resolved=1, local_to="removed by the user")
         if parent.children is not None:
             parent.children.pop(name, None)
@@ -413,6 +420,7 @@ class NamespaceOps(FileOps):
                 # the root has no key (no entry, nothing to upload): its attributes are
                 # kept in memory for the mount's lifetime (docs/SEMANTICS.md)
                 e = self.ensure_entry(node)
+                assert e.id is not None  # ensure_entry returns a saved row
                 self.journal.update(e.id, **meta)
                 self.journal.bump_dirty(e.id, meta_only=e.base_etag is not None and node.kind != stat.S_IFDIR)
                 self.sink.changed(e.id)
@@ -421,8 +429,8 @@ class NamespaceOps(FileOps):
     def statfs(self) -> dict:
         bsize = 4096
         blocks = (1 << 50) // bsize
-        return dict(bsize=bsize, frsize=bsize, blocks=blocks, bfree=blocks, bavail=blocks,
-                    files=1 << 32, ffree=1 << 31, favail=1 << 31, namemax=keys.MAX_NAME_BYTES)
+        return {"bsize": bsize, "frsize": bsize, "blocks": blocks, "bfree": blocks, "bavail": blocks,
+                "files": 1 << 32, "ffree": 1 << 31, "favail": 1 << 31, "namemax": keys.MAX_NAME_BYTES}
 
 
 __all__ = ["NamespaceOps", "SetAttr", "DirHandle", "log"]

@@ -66,7 +66,7 @@ def _name(raw: bytes) -> str:
 _REFUSALS = frozenset({errno.EPERM, errno.EROFS, errno.ENOTSUP})
 
 
-def _warn_disk_full(adapter: "FuseAdapter", op: str, exc: BaseException) -> None:
+def _warn_disk_full(adapter: FuseAdapter, op: str, exc: BaseException) -> None:
     """One WARNING per minute at most while the cache disk stays full."""
     now = time.monotonic()
     if now - adapter.disk_full_warned_at >= 60:
