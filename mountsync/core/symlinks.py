@@ -1,0 +1,42 @@
+"""Symlink objects (s3fs style: the stored mode says symlink, the body is the target).
+
+An object is taken as a symlink only if its body can be a target: at most
+PATH_MAX - 1 bytes. A larger object whose metadata says "symlink" is shown as a
+regular file and never read on lookup, so nobody who can write to the bucket
+can make a lookup download an object of arbitrary size. The target is read
+with the same chunked, timed, conditional fetch as any object data.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+
+from .. import attrs as attrs_mod
+from ..backend.aio import AsyncStore
+from ..backend.base import ObjectInfo, StoreError
+from ..cache.fetch import fetch_chunks
+
+log = logging.getLogger("mountsync.core")
+
+SYMLINK_MAX = 4095  # PATH_MAX (4096) less the terminating NUL: the longest target
+
+
+def is_symlink_object(info: ObjectInfo) -> bool:
+    """Pure: does this object stand for a symlink?"""
+    return attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and info.size <= SYMLINK_MAX
+
+
+async def read_target(store: AsyncStore, key: str, info: ObjectInfo, timeout: float) -> str | None:
+    """The target of a symlink object (version ``info.etag``); None if it cannot be read now."""
+    buf = bytearray(info.size)
+
+    def land(body: bytes, at: int) -> None:
+        buf[at:at + len(body)] = body
+
+    try:
+        await fetch_chunks(store, key, info.etag, [(0, info.size)], land, timeout=timeout)
+    except StoreError as exc:
+        log.debug("reading symlink %r failed: %s", key, exc)
+        return None
+    return bytes(buf).decode("utf-8", "surrogateescape")
