@@ -171,6 +171,9 @@ class ConflictHandler:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:  # in bounded chunks, like every download (cache.fetch): never whole in memory
             await fetch_chunks(self.store, key, remote.etag, [(0, remote.size)], lambda b, at: os.pwrite(fd, b, at))
+        except BaseException:
+            os.unlink(dest)  # no partial copy is left behind; the retry starts afresh
+            raise
         finally:
             os.close(fd)
         return dest

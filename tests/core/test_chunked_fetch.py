@@ -208,3 +208,26 @@ def test_memory_store_recording_is_not_a_test_artifact():
     store.put("k", os.urandom(100))
     store.get("k", 10, 20)
     assert store.ranges == [(10, 20)]
+
+
+def test_conflict_copy_that_fails_half_way_leaves_no_partial_file(tmp_path, allow_log):
+    allow_log("conflict on")
+    remote = pattern(20 * MiB, 11)
+    store = RecordingStore()
+
+    async def body(rig):
+        await rig.write_file("f.bin", b"v1")
+        assert (await rig.sync()).ok
+        await rig.write_file("f.bin", b"local edit")
+        store.put("f.bin", remote, {"mtime": "1"})
+        store.fail_at.add(16 * MiB)  # the third chunk fails once
+        assert (await rig.sync()).ok
+        assert store.objects()["f.bin"] == b"local edit"
+        kept = {c.remote_to[len("recovery:"):] for c in rig.stack.journal.conflicts()
+                if c.remote_to.startswith("recovery:")}
+        (path,) = kept
+        assert Path(path).read_bytes() == remote
+        recovery = Path(rig.stack.conflicts.recovery_dir)
+        assert {str(p) for p in recovery.iterdir()} == kept
+
+    run_rig(body, tmp_path, store, write_back_delay=60, conflict_strategy="local-wins")
