@@ -123,8 +123,9 @@ class Stack:
         kept in the older ``entries.mpu_id`` column move to ``multipart_uploads``."""
         self.data.clear_snapshots()
         for e in self.journal.with_multipart():
-            self.journal.add_multipart(e.mpu_id, self.config.prefix + e.path, e.id)
-            self.journal.update(e.id, mpu_id=None)
+            if e.mpu_id is not None and e.id is not None:
+                self.journal.add_multipart(e.mpu_id, self.config.prefix + e.path, e.id)
+                self.journal.update(e.id, mpu_id=None)
         known = set()
         for e in self.journal.pending():
             if e.kind == stat.S_IFREG and not e.meta_only:

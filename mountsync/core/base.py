@@ -394,8 +394,6 @@ class CoreBase:
             return node  # show listing attributes while the endpoint is away
         if node.kind != stat.S_IFLNK and symlinks.is_symlink_object(info):
             target = await symlinks.read_target(self.store, self.key(node.path), info, self.opt.read_timeout)
-            if target is None:
-                return node  # the endpoint did not answer: a plain file until the next lookup
             self.detach(node)
             new = self.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
             new.target = target

@@ -9,6 +9,7 @@ with the same chunked, timed, conditional fetch as any object data.
 
 from __future__ import annotations
 
+import errno
 import logging
 import stat
 
@@ -16,6 +17,7 @@ from .. import attrs as attrs_mod
 from ..backend.aio import AsyncStore
 from ..backend.base import ObjectInfo, StoreError
 from ..cache.fetch import fetch_chunks
+from ..errors import FsError
 
 log = logging.getLogger("mountsync.core")
 
@@ -27,8 +29,8 @@ def is_symlink_object(info: ObjectInfo) -> bool:
     return attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and info.size <= SYMLINK_MAX
 
 
-async def read_target(store: AsyncStore, key: str, info: ObjectInfo, timeout: float) -> str | None:
-    """The target of a symlink object (version ``info.etag``); None if it cannot be read now."""
+async def read_target(store: AsyncStore, key: str, info: ObjectInfo, timeout: float) -> str:
+    """The target of a symlink object (version ``info.etag``); EIO if it cannot be read now."""
     buf = bytearray(info.size)
 
     def land(body: bytes, at: int) -> None:
@@ -37,6 +39,6 @@ async def read_target(store: AsyncStore, key: str, info: ObjectInfo, timeout: fl
     try:
         await fetch_chunks(store, key, info.etag, [(0, info.size)], land, timeout=timeout)
     except StoreError as exc:
-        log.debug("reading symlink %r failed: %s", key, exc)
-        return None
+        log.warning("cannot read symlink %r from the bucket: %s", key, exc)
+        raise FsError(errno.EIO, f"cannot read symlink {key!r}: {exc}") from None
     return bytes(buf).decode("utf-8", "surrogateescape")

@@ -73,9 +73,9 @@ class Carried:
 
 def carried_over(journal: Journal) -> Carried:
     return Carried(
-        uploads=tuple(e.id for e in journal.pending()),
+        uploads=tuple(e.id for e in journal.pending() if e.id is not None),
         deletes=tuple(t.path for t in journal.tombstones()),
-        unsettled=tuple(e.id for e in journal.unsettled()),
+        unsettled=tuple(e.id for e in journal.unsettled() if e.id is not None),
         aborts=tuple(r.upload_id for r in journal.multipart_uploads()),
     )
 
@@ -248,7 +248,7 @@ class Reconciler:
                     if e is not None and not e.settled:
                         self._settle(item, e, forced)
             elif kind == "abort":
-                await self.uploader.abort_recorded(ident)
+                await self.uploader.abort_recorded(str(ident))
                 return
             else:
                 await self.uploader.delete(ident)
@@ -333,10 +333,10 @@ class Reconciler:
             self.journal.update(ident, attempts=e.attempts + 1, error=reason)
             return e.attempts + 1, e.path
         if kind == "abort":
-            rec = self.journal.multipart_upload(ident)
+            rec = self.journal.multipart_upload(str(ident))
             if rec is None:
                 return 1, None
-            self.journal.update_multipart(ident, attempts=rec.attempts + 1, error=reason)
+            self.journal.update_multipart(rec.upload_id, attempts=rec.attempts + 1, error=reason)
             return rec.attempts + 1, f"abort of a multipart upload of {rec.key!r}"
         t = self.journal.tombstone(ident)
         if t is None:

@@ -232,14 +232,16 @@ def test_large_object_marked_as_symlink_is_a_regular_file_never_read_on_lookup(t
     run_rig(body, tmp_path, store, metadata_ttl=60)
 
 
-def test_symlink_object_that_cannot_be_read_stays_a_file_until_next_lookup(tmp_path):
+def test_symlink_object_that_cannot_be_read_fails_with_eio_until_it_can(tmp_path, allow_log):
+    allow_log("cannot read symlink 'link'")
     store = RecordingStore()
     store.put("link", b"target", {"mode": str(stat.S_IFLNK | 0o777)})
     store.fail_at.add(0)
 
     async def body(rig):
-        st = await rig.stat("link")  # the GET of the target fails: no error, listing attributes
-        assert not stat.S_ISLNK(st.mode)
+        with pytest.raises(FsError) as ei:
+            await rig.stat("link")  # the GET of the target fails: one clear EIO, no traceback
+        assert ei.value.errno == errno.EIO
         assert await rig.readlink("link") == "target"  # the next lookup reads it
 
     run_rig(body, tmp_path, store, metadata_ttl=0)
