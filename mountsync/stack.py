@@ -32,7 +32,7 @@ from .core.filesystem import FileSystem
 from .errors import UserError
 from .events import EventBus
 from .reconciler.conflict import ConflictHandler
-from .reconciler.reconciler import Reconciler, SyncResult
+from .reconciler.reconciler import Carried, Reconciler, SyncResult, carried_over
 from .reconciler.uploader import UploadSettings, Uploader
 from .trust import lock_cache_dir, prepare_cache_dir
 
@@ -53,6 +53,7 @@ class Stack:
     events: EventBus
     conflicts: ConflictHandler
     recovered: trio.Event = field(default_factory=trio.Event)  # set once pending items are queued
+    carried: Carried = field(default_factory=Carried)  # pending before this run (read in open)
 
     @classmethod
     def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> "Stack":
@@ -86,12 +87,20 @@ class Stack:
         fs = FileSystem(astore, journal, data, reconciler, options, events)
         stack = cls(config, astore, journal, data, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
         stack._recover_local()
+        # what the earlier run left, read before the mount serves anything: files created
+        # by this run must not be swept into the recovery (they wait for their delay)
+        stack.carried = carried_over(journal)
         return stack
 
     def _recover_local(self) -> None:
         """Restart after a crash: the data file is the truth for a dirty file's size;
-        snapshot leftovers and data files no entry owns are removed."""
+        snapshot leftovers and data files no entry owns are removed; multipart upload ids
+        kept in the older ``entries.mpu_id`` column move to ``multipart_uploads``."""
         self.data.clear_snapshots()
+        for e in self.journal.with_multipart():
+            if e.mpu_id is not None and e.id is not None:
+                self.journal.add_multipart(e.mpu_id, self.config.prefix + e.path, e.id)
+                self.journal.update(e.id, mpu_id=None)
         known = set()
         for e in self.journal.pending():
             if e.kind == stat.S_IFREG and not e.meta_only:
@@ -117,12 +126,10 @@ class Stack:
         self.uploader.conditional_writes = known != "no"
 
     async def recover_remote(self) -> None:
-        """Abort multipart uploads an earlier run left, then queue every pending item."""
+        """Queue what an earlier run left: pending items, and aborts of the multipart
+        uploads it recorded."""
         await self.check_conditional_writes()
-        for e in self.journal.with_multipart():
-            key = self.config.prefix + e.path
-            await self.uploader.abort_multipart(e.id, key, e.mpu_id)
-        n = self.reconciler.recover()
+        n = self.reconciler.recover(self.carried)
         if n:
             log.info("resuming %d pending item(s) from an earlier run", n)
 
@@ -131,8 +138,8 @@ class Stack:
         try:
             await self.recover_remote()
         except StoreError as exc:
-            log.info("could not clean up earlier multipart uploads yet: %s", exc)
-            self.reconciler.recover()
+            log.info("could not check the server's conditional writes yet: %s", exc)
+            self.reconciler.recover(self.carried)
         self.recovered.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)

@@ -16,11 +16,17 @@ cache files. Columns:
 - ``complete``: the data file holds the whole content; ``ranges`` (JSON) lists
   the byte ranges present when it does not.
 - ``error``/``attempts``/``next_attempt``: the reconciler's retry state.
-- ``mpu_id``: a multipart upload in flight, so a restart can abort it.
+- ``mpu_id``: no longer written; older versions kept a multipart upload id here
+  (moved to ``multipart_uploads`` at start).
 - ``settled``: 0 for a file this mount created where the bucket had nothing,
   until it is uploaded; an upload forced by ``sync`` or ``--fsync-upload``
   while the file is open for writing leaves it 0 until its normal write-back
   time after the last close (the delete rule of SPEC §6, docs/SEMANTICS.md).
+
+``multipart_uploads``: every multipart upload id we started, recorded as soon
+as CreateMultipartUpload answers (before the first part) and removed only after
+CompleteMultipartUpload or a successful AbortMultipartUpload; a restart aborts
+every row left. ``entries.mpu_id`` is the older form, moved here at start.
 
 ``tombstones``: paths whose remote object must be deleted (``kind`` says file
 or directory marker), with the ETag the delete is conditional on. A tombstone
@@ -95,6 +101,14 @@ CREATE TABLE IF NOT EXISTS conflicts (
     resolved INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS multipart_uploads (
+    upload_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    entry_id INTEGER,
+    created REAL NOT NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -143,6 +157,18 @@ class Tombstone:
     error: str | None = None
     attempts: int = 0
     next_attempt: float = 0.0
+
+
+@dataclass
+class MultipartRecord:
+    """One row of ``multipart_uploads``: an upload id to complete or abort."""
+
+    upload_id: str
+    key: str
+    entry_id: int | None
+    created: float
+    error: str | None = None
+    attempts: int = 0
 
 
 @dataclass
@@ -405,6 +431,29 @@ class Journal:
             "SELECT * FROM conflicts WHERE path = ? AND resolved = 0 ORDER BY id DESC LIMIT 1", (path,)
         ).fetchone()
         return Conflict(**dict(row)) if row else None
+
+    # ------------------------------------------------------- multipart uploads
+
+    def add_multipart(self, upload_id: str, key: str, entry_id: int | None) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO multipart_uploads (upload_id, key, entry_id, created) VALUES (?, ?, ?, ?)",
+            (upload_id, key, entry_id, time.time()),
+        )
+
+    def multipart_upload(self, upload_id: str) -> MultipartRecord | None:
+        row = self._db.execute("SELECT * FROM multipart_uploads WHERE upload_id = ?", (upload_id,)).fetchone()
+        return MultipartRecord(**dict(row)) if row else None
+
+    def multipart_uploads(self) -> list[MultipartRecord]:
+        rows = self._db.execute("SELECT * FROM multipart_uploads ORDER BY created").fetchall()
+        return [MultipartRecord(**dict(r)) for r in rows]
+
+    def update_multipart(self, upload_id: str, **changes) -> None:
+        sets = ",".join(f"{c} = ?" for c in changes)
+        self._db.execute(f"UPDATE multipart_uploads SET {sets} WHERE upload_id = ?", [*changes.values(), upload_id])
+
+    def remove_multipart(self, upload_id: str) -> None:
+        self._db.execute("DELETE FROM multipart_uploads WHERE upload_id = ?", (upload_id,))
 
     # ------------------------------------------------------------------- meta
 

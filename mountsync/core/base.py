@@ -31,6 +31,7 @@ from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
 from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
+from . import symlinks
 from .namespace import LocalChild, RemoteChild, list_remote_dir, merge_children, parse_listing
 from .nodes import ROOT_INO, InodeTable, Node
 
@@ -246,7 +247,7 @@ class CoreBase:
             node.etag = node.etag or info.etag
             node.size = info.size if self.entry(node) is None or not self.entry(node).pending else node.size
             self.apply_metadata(node, info.metadata or {}, info.last_modified)
-            if attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and node.kind != stat.S_IFLNK:
+            if symlinks.is_symlink_object(info) and node.kind != stat.S_IFLNK:
                 node.meta_known = False  # ensure_meta turns it into a symlink node
             return
         try:
@@ -392,9 +393,8 @@ class CoreBase:
         except StoreError as exc:
             log.debug("HEAD %r failed: %s", node.path, exc)
             return node  # show listing attributes while the endpoint is away
-        kind = attrs_mod.kind_from_metadata(info.metadata)
-        if kind == stat.S_IFLNK and node.kind != stat.S_IFLNK:
-            target = (await self.store.get(self.key(node.path))).decode("utf-8", "surrogateescape")
+        if node.kind != stat.S_IFLNK and symlinks.is_symlink_object(info):
+            target = await symlinks.read_target(self.store, self.key(node.path), info, self.opt.read_timeout)
             self.detach(node)
             new = self.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
             new.target = target

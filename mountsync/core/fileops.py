@@ -11,6 +11,9 @@ Invariants:
   to an incomplete file fetches the rest first; truncation fetches what it keeps.
 - Concurrent readers of one file fetch under ``node.fetch_lock``, so one
   range is fetched once.
+- Every download goes through ``cache.fetch.fetch_chunks``: ranged GETs of at
+  most 8 MiB, each under its own ``read_timeout``, written to the cache file and
+  recorded as present as they land (bounded memory; a retry resumes).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import trio
 from .. import keys
 from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.eviction import evict
+from ..cache.fetch import FetchTimeout, fetch_chunks
 from ..cache.ranges import RangeSet
 from ..errors import FsError
 from .base import CoreBase, now_ns
@@ -273,7 +277,10 @@ class FileOps(CoreBase):
                 node.cf = None
 
     async def _fetch(self, node: Node, offset: int, size: int, *, whole: bool = False) -> None:
-        """Bring ``[offset, offset+size)`` (plus read-ahead) into the cache file."""
+        """Bring ``[offset, offset+size)`` (plus read-ahead) into the cache file, or with
+        ``whole`` everything up to ``offset+size``, in bounded chunks (``cache.fetch``):
+        each ranged GET has its own ``read_timeout``, each chunk is recorded as present
+        when it lands, so a failed fetch leaves what arrived and a retry resumes."""
         async with node.fetch_lock:
             cf = node.cf
             end = min(node.size, offset + size)
@@ -293,28 +300,44 @@ class FileOps(CoreBase):
                 etag, key = node.etag, self.key(node.deferred_delete or node.path)
             else:
                 etag, key = self.ensure_entry(node).base_etag, self.key(node.path)
-            for s, t in cf.ranges.missing(start, want):
-                try:
-                    with trio.fail_after(self.opt.read_timeout):
-                        body = await self.store.get(key, s, t, if_match=etag)
-                except trio.TooSlowError:
-                    log.warning("reading %r timed out after %.0fs: the endpoint does not answer",
-                                node.path, self.opt.read_timeout)
-                    raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
-                except PreconditionFailedError:
-                    node.attr_time = float("-inf")
-                    log.warning("%r changed in the bucket while being read; reopen it", node.path)
-                    raise FsError(errno.EIO, "object changed while reading") from None
-                except StoreError as exc:
-                    log.warning("cannot read %r from the bucket: %s", node.path, exc)
-                    raise FsError(errno.EIO, str(exc)) from exc
-                if len(body) != t - s:
-                    log.warning("short read of %r: wanted %d bytes, got %d", node.path, t - s, len(body))
-                    raise FsError(errno.EIO, "short read")
-                if cf.complete or node.cf is not cf:
-                    return
-                cf.pwrite(body, s)
+            version = node.content_version
+
+            def wanted() -> bool:  # the same version of the same file, still incomplete
+                return not cf.complete and node.cf is cf and node.content_version == version
+
+            landed = False
+
+            def land(body: bytes, at: int) -> None:
+                nonlocal landed
+                cf.pwrite(body, at)
+                landed = True
+
+            try:
+                await fetch_chunks(self.store, key, etag, cf.ranges.missing(start, want), land,
+                                   timeout=self.opt.read_timeout, still_wanted=wanted)
+            except FetchTimeout:
+                log.warning("reading %r timed out after %gs: the endpoint does not answer",
+                            node.path, self.opt.read_timeout)
+                raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
+            except PreconditionFailedError:
+                node.attr_time = float("-inf")
+                log.warning("%r changed in the bucket while being read; reopen it", node.path)
+                raise FsError(errno.EIO, "object changed while reading") from None
+            except StoreError as exc:
+                log.warning("cannot read %r from the bucket: %s", node.path, exc)
+                raise FsError(errno.EIO, str(exc)) from exc
+            finally:
+                if landed and wanted() and (whole or node.open_count == 0):
+                    self._commit_quietly(node)  # what landed survives a failure and a restart
+            if not wanted():
+                return
             if cf.ranges.contains(0, node.size):
                 cf.mark_complete()
             if node.open_count == 0 or whole:
                 self._commit(node)
+
+    def _commit_quietly(self, node: Node) -> None:
+        try:
+            self._commit(node)
+        except OSError as exc:
+            log.info("could not record the cached ranges of %r: %s", node.path, exc)

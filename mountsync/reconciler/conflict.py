@@ -35,6 +35,7 @@ from .. import keys
 from ..backend.aio import AsyncStore
 from ..backend.base import NotFoundError, ObjectInfo
 from ..cache.datafiles import DataStore
+from ..cache.fetch import fetch_chunks
 from ..cache.journal import Conflict, Entry, Journal
 from ..conflicts import conflict_name, decide, strip_conflict_suffix
 from ..events import EntryMoved, EntryReset, EventBus, PathChanged
@@ -167,8 +168,14 @@ class ConflictHandler:
 
     async def _recover_remote(self, c: Conflict, key: str, remote: ObjectInfo) -> str:
         dest = os.path.join(self.recovery_dir, f"{c.id}-remote")
-        body = await self.store.get(key, 0, remote.size, if_match=remote.etag)
-        await trio.to_thread.run_sync(_write_private, dest, body)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:  # in bounded chunks, like every download (cache.fetch): never whole in memory
+            await fetch_chunks(self.store, key, remote.etag, [(0, remote.size)], lambda b, at: os.pwrite(fd, b, at))
+        except BaseException:
+            os.unlink(dest)  # no partial copy is left behind; the retry starts afresh
+            raise
+        finally:
+            os.close(fd)
         return dest
 
     async def _recover_local(self, c: Conflict, e: Entry) -> str:

@@ -1,7 +1,10 @@
 """The reconciler: a write-back queue that carries journal items to the bucket.
 
-Items are ``("up", entry_id)`` (upload the entry's current generation) and
-``("del", path)`` (carry out a tombstone). The queue only knows *when* an item
+Items are ``("up", entry_id)`` (upload the entry's current generation),
+``("del", path)`` (carry out a tombstone) and ``("abort", upload_id)`` (abort a
+multipart upload recorded in the journal that no upload of this process is
+using: left by an earlier run, or whose abort failed; retried with backoff
+until it succeeds, whatever the error). The queue only knows *when* an item
 is due; what to send is read from the journal when the item runs, so a file
 changed while queued is sent once, in its latest state.
 
@@ -10,6 +13,9 @@ Scheduling rules:
   last change of a file that is not open for writing); while a file is open
   for writing it waits, unless forced by ``sync``/``fsync --fsync-upload``.
 - At most one operation per item runs at a time; at most ``workers`` run at once.
+- ``recover`` queues only what was pending before this run started (``carried_over``,
+  read before the mount serves anything): a file created since waits for its
+  write-back delay like any other.
 - Transient errors retry with exponential backoff and jitter (``retry``);
   permanent ones stop the item (reported by ``status``) until the next ``sync``
   or restart. Data always stays in the cache.
@@ -49,6 +55,29 @@ class SyncResult:
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "done": self.done, "failed": self.failed, "remaining": self.remaining}
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What an earlier run left to do, read from the journal before this run serves anything."""
+
+    uploads: tuple[int, ...] = ()
+    deletes: tuple[str, ...] = ()
+    unsettled: tuple[int, ...] = ()
+    aborts: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.uploads) + len(self.deletes)
+
+
+def carried_over(journal: Journal) -> Carried:
+    return Carried(
+        uploads=tuple(e.id for e in journal.pending() if e.id is not None),
+        deletes=tuple(t.path for t in journal.tombstones()),
+        unsettled=tuple(e.id for e in journal.unsettled() if e.id is not None),
+        aborts=tuple(r.upload_id for r in journal.multipart_uploads()),
+    )
 
 
 class Reconciler:
@@ -126,20 +155,34 @@ class Reconciler:
             self.due[item] = when
             self._wake.set()
 
-    def recover(self) -> int:
-        """Queue everything an earlier run left pending. Returns the number of items."""
+    def recover(self, carried: Carried) -> int:
+        """Queue what an earlier run left pending (``carried``, read before this run
+        served anything), due at once. Entries and tombstones made by this run are
+        scheduled by their own events, after the write-back delay. Returns the count."""
         now = trio.current_time()
-        n = 0
-        for e in self.journal.pending():
-            self.due[("up", e.id)] = now
-            n += 1
-        for t in self.journal.tombstones():
-            self.due[("del", t.path)] = now
-            n += 1
-        for e in self.journal.unsettled():
-            self.due.setdefault(("up", e.id), now + self.delay)
+        for entry_id in carried.uploads:
+            if (e := self.journal.get_by_id(entry_id)) is not None and e.pending:
+                self.due[("up", entry_id)] = min(self.due.get(("up", entry_id), now), now)
+        for path in carried.deletes:
+            if self.journal.tombstone(path) is not None:
+                self.due[("del", path)] = now
+        for entry_id in carried.unsettled:
+            self.due.setdefault(("up", entry_id), now + self.delay)
+        for upload_id in carried.aborts:
+            self.due[("abort", upload_id)] = now
         self._wake.set()
-        return n
+        return carried.count
+
+    def _queue_aborts(self) -> None:
+        """Queue an abort for every recorded multipart upload no upload of ours is using
+        (one whose abort failed just now)."""
+        now = trio.current_time()
+        for rec in self.journal.multipart_uploads():
+            item = ("abort", rec.upload_id)
+            if rec.upload_id not in self.uploader.active_uploads and item not in self.due \
+                    and item not in self.inflight:
+                self.due[item] = now
+                self._wake.set()
 
     def _eligible(self, item: Item) -> bool:
         if item in self.inflight:
@@ -186,6 +229,8 @@ class Reconciler:
                 await self._do(item)
         finally:
             self.inflight.pop(item).set()
+            if item[0] == "up":
+                self._queue_aborts()
             self._progress.set()
             self._progress = trio.Event()
             self._wake.set()
@@ -202,6 +247,9 @@ class Reconciler:
                     self.forced.discard(item)
                     if e is not None and not e.settled:
                         self._settle(item, e, forced)
+            elif kind == "abort":
+                await self.uploader.abort_recorded(str(ident))
+                return
             else:
                 await self.uploader.delete(ident)
                 self.forced.discard(item)
@@ -219,7 +267,7 @@ class Reconciler:
                 self.forced.discard(item)
                 self.completed += 1
         except StoreError as exc:
-            if exc.transient:
+            if exc.transient or kind == "abort":
                 self._retry(item, exc)
             else:
                 self._stop(item, f"{type(exc).__name__}: {exc}")
@@ -284,6 +332,12 @@ class Reconciler:
                 return 1, None
             self.journal.update(ident, attempts=e.attempts + 1, error=reason)
             return e.attempts + 1, e.path
+        if kind == "abort":
+            rec = self.journal.multipart_upload(str(ident))
+            if rec is None:
+                return 1, None
+            self.journal.update_multipart(rec.upload_id, attempts=rec.attempts + 1, error=reason)
+            return rec.attempts + 1, f"abort of a multipart upload of {rec.key!r}"
         t = self.journal.tombstone(ident)
         if t is None:
             return 1, None
@@ -293,7 +347,7 @@ class Reconciler:
     def _set_next_attempt(self, item: Item, when: float) -> None:
         if item[0] == "up":
             self.journal.update(item[1], next_attempt=when)
-        else:
+        elif item[0] == "del":
             self.journal.update_tombstone(item[1], next_attempt=when)
 
     def _stop(self, item: Item, reason: str, quiet: bool = False) -> None:
@@ -320,6 +374,8 @@ class Reconciler:
         if item[0] == "up":
             e = self.journal.get_by_id(item[1])
             return e.path if e is not None else f"entry {item[1]}"
+        if item[0] == "abort":
+            return f"abort of multipart upload {item[1]}"
         return f"delete {item[1]}"
 
     async def sync(self, timeout: float | None = None, only: list[Item] | None = None) -> SyncResult:
@@ -385,12 +441,14 @@ class Reconciler:
             "conflicts": len(self.journal.conflicts()),
             "conflicts_open": sum(1 for c in self.journal.conflicts() if not c.resolved),
             "uploads_done": self.completed,
+            "multipart_to_abort": sum(1 for r in self.journal.multipart_uploads()
+                                      if r.upload_id not in self.uploader.active_uploads),
             "worker_restarts": self.restarts,
         }
 
     def _state(self, item: Item) -> str:
         if item in self.inflight:
-            return "uploading" if item[0] == "up" else "deleting"
+            return {"up": "uploading", "del": "deleting"}.get(item[0], "aborting")
         if item in self.stopped:
             return "stopped"
         if item[0] == "up" and self.writers[item[1]] > 0:

@@ -4,8 +4,10 @@ An upload sends a *snapshot*: the cache file is copied under its snapshot gate
 (see ``cache.datafiles``) and the copy is uploaded, so the object is always a
 state the file really had. Uploads are conditional on the entry's base:
 ``If-Match: base`` when the key existed, ``If-None-Match: *`` when it did
-not. Large files go up as multipart uploads with parts in parallel; the
-upload id is recorded in the journal while in flight so a restart can abort it.
+not. Large files go up as multipart uploads with parts in parallel; every
+upload id is recorded in the journal (``multipart_uploads``) before its first
+part and forgotten only after Complete or a successful Abort, so none leaks:
+failed aborts are retried by the reconciler, also after a restart.
 
 Outcomes are exceptions the reconciler maps to retry decisions:
 ``StoreError`` with ``transient`` (retry later), ``ConflictError`` (the
@@ -73,6 +75,7 @@ class Uploader:
         self.conflicts = conflicts
         self.conditional_writes = True  # False: the server ignores If-Match; check with HEAD first
         self.progress: dict[int, tuple[int, int]] = {}  # entry id → (bytes sent, total)
+        self.active_uploads: set[str] = set()  # multipart upload ids being sent by this process
 
     async def upload(self, entry_id: int) -> Entry | None:
         """Upload the entry's current generation. Returns the updated entry (None if gone)."""
@@ -265,8 +268,36 @@ class Uploader:
         return e.dirty_gen if e is not None else 0
 
     async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict, base: str | None) -> PutResult:
+        """One multipart upload. Its id is committed to the journal before the first part
+        and removed only after Complete or a successful Abort; an abort that fails leaves
+        the row for the reconciler to retry (``abort_recorded``), also after a restart."""
         upload_id = await self.store.create_multipart(key, md)
-        self.journal.update(e.id, mpu_id=upload_id)
+        try:
+            self.journal.add_multipart(upload_id, key, e.id)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._abort_unrecorded(key, upload_id)
+            raise
+        self.active_uploads.add(upload_id)
+        try:
+            result = await self._send_parts(e, key, upload_id, snap, size, base)
+        except BaseException:
+            self.active_uploads.discard(upload_id)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.abort_recorded(upload_id)
+                except (StoreError, OSError) as exc:
+                    log.info("could not abort multipart upload of %r yet (%s); will retry", key, exc)
+            raise
+        self.active_uploads.discard(upload_id)
+        try:
+            self.journal.remove_multipart(upload_id)
+        except OSError as exc:  # disk full: a later abort meets NoSuchUpload and removes the row
+            log.info("could not record that the multipart upload of %r finished: %s", key, exc)
+        return result
+
+    async def _send_parts(self, e: Entry, key: str, upload_id: str, snap: str, size: int,
+                          base: str | None) -> PutResult:
         part_size = part_size_for(size, self.s.part_size)
         count = -(-size // part_size)
         etags: dict[int, str] = {}
@@ -283,43 +314,49 @@ class Uploader:
                 self.progress[e.id] = (sent, size)
 
         try:
-            try:
-                async with trio.open_nursery() as n:
-                    for num in range(1, count + 1):
-                        n.start_soon(one, num)
-            except BaseExceptionGroup as group:
-                raise first_store_error(group) from None
-            parts = [(num, etags[num]) for num in range(1, count + 1)]
-            if base is not None:
-                # some servers (moto among them) ignore If-Match on CompleteMultipartUpload:
-                # check just before completing, so at worst a race of one round trip remains
-                await self._check_base(key, base, always=True)
-            try:
-                if base is None:
-                    result = await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
-                else:
-                    result = await self.store.complete_multipart(key, upload_id, parts, if_match=base)
-            except (PreconditionFailedError, NotFoundError) as exc:
-                if isinstance(exc, NotFoundError) and base is None:
-                    raise
-                raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self.abort_multipart(e.id, key, upload_id)
-            raise
-        self.journal.update(e.id, mpu_id=None)
-        return result
+            async with trio.open_nursery() as n:
+                for num in range(1, count + 1):
+                    n.start_soon(one, num)
+        except BaseExceptionGroup as group:
+            raise first_store_error(group) from None
+        parts = [(num, etags[num]) for num in range(1, count + 1)]
+        if base is not None:
+            # some servers (moto among them) ignore If-Match on CompleteMultipartUpload:
+            # check just before completing, so at worst a race of one round trip remains
+            await self._check_base(key, base, always=True)
+        try:
+            if base is None:
+                return await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
+            return await self.store.complete_multipart(key, upload_id, parts, if_match=base)
+        except (PreconditionFailedError, NotFoundError) as exc:
+            if isinstance(exc, NotFoundError) and base is None:
+                raise
+            raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
 
-    async def abort_multipart(self, entry_id: int | None, key: str, upload_id: str) -> None:
+    async def abort_recorded(self, upload_id: str) -> None:
+        """Abort a multipart upload recorded in the journal and forget it; an upload id the
+        server no longer knows (completed or aborted already) is forgotten too. Other
+        errors propagate (the row stays, so the abort is tried again). Uploads still in
+        progress in this process are left alone."""
+        rec = self.journal.multipart_upload(upload_id)
+        if rec is None or upload_id in self.active_uploads:
+            return
+        try:
+            await self.store.abort_multipart(rec.key, upload_id)
+        except NotFoundError:
+            pass
+        self.journal.remove_multipart(upload_id)
+        log.debug("aborted multipart upload %s of %r", upload_id, rec.key)
+
+    async def _abort_unrecorded(self, key: str, upload_id: str) -> None:
+        """The upload id could not be recorded (journal write failed): abort it at once."""
         try:
             await self.store.abort_multipart(key, upload_id)
         except NotFoundError:
             pass
         except StoreError as exc:
-            log.info("could not abort multipart upload of %r yet (%s); will retry at next start", key, exc)
-            return
-        if entry_id is not None and self.journal.get_by_id(entry_id) is not None:
-            self.journal.update(entry_id, mpu_id=None)
+            log.warning("could not abort multipart upload %s of %r (%s), nor record it: it stays "
+                        "incomplete in the bucket until a lifecycle rule removes it", upload_id, key, exc)
 
     async def delete(self, path: str) -> None:
         """Carry out the tombstone at ``path`` (conditional on its base ETag when known)."""

@@ -1,0 +1,44 @@
+"""Symlink objects (s3fs style: the stored mode says symlink, the body is the target).
+
+An object is taken as a symlink only if its body can be a target: at most
+PATH_MAX - 1 bytes. A larger object whose metadata says "symlink" is shown as a
+regular file and never read on lookup, so nobody who can write to the bucket
+can make a lookup download an object of arbitrary size. The target is read
+with the same chunked, timed, conditional fetch as any object data.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import stat
+
+from .. import attrs as attrs_mod
+from ..backend.aio import AsyncStore
+from ..backend.base import ObjectInfo, StoreError
+from ..cache.fetch import fetch_chunks
+from ..errors import FsError
+
+log = logging.getLogger("mountsync.core")
+
+SYMLINK_MAX = 4095  # PATH_MAX (4096) less the terminating NUL: the longest target
+
+
+def is_symlink_object(info: ObjectInfo) -> bool:
+    """Pure: does this object stand for a symlink?"""
+    return attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and info.size <= SYMLINK_MAX
+
+
+async def read_target(store: AsyncStore, key: str, info: ObjectInfo, timeout: float) -> str:
+    """The target of a symlink object (version ``info.etag``); EIO if it cannot be read now."""
+    buf = bytearray(info.size)
+
+    def land(body: bytes, at: int) -> None:
+        buf[at:at + len(body)] = body
+
+    try:
+        await fetch_chunks(store, key, info.etag, [(0, info.size)], land, timeout=timeout)
+    except StoreError as exc:
+        log.warning("cannot read symlink %r from the bucket: %s", key, exc)
+        raise FsError(errno.EIO, f"cannot read symlink {key!r}: {exc}") from None
+    return bytes(buf).decode("utf-8", "surrogateescape")
