@@ -2,6 +2,8 @@
 #   make demo   mount an embedded loopback S3 bucket (DEMO_DIR=path; Ctrl-C unmounts)
 #   make test   run the test suite (TESTS=path, PYTEST_ARGS='-k x -x')
 #   make lint   byte-compile + ruff
+#   make bench  side-by-side benchmark, writes docs/benchmarks.md (BENCH_ARGS='--quick',
+#               '--only ls --profile loopback', ...; see bench/run.py)
 #   make clean  remove .venv and caches
 # `setup` (used by the others) installs what is missing: Debian packages
 # fuse3 libfuse3-dev pkg-config, and the programs the tests run (s3fs rsync git
@@ -19,13 +21,17 @@ RUFF_VERSION := 0.17.5
 TESTS        ?= tests
 PYTEST_ARGS  ?=
 DEMO_DIR     ?=
+BENCH_ARGS   ?=
+# command:package pairs the benchmark drives (the peers, fio)
+BENCH_PKGS   := rclone:rclone s3fs:s3fs fio:fio
+BENCH_STAMP  := $(VENV)/.bench-stamp
 
 # CI=true reaches the tests (make passes the environment on anyway).
 ifeq ($(CI),true)
 export CI
 endif
 
-.PHONY: setup sysdeps test demo lint clean
+.PHONY: setup sysdeps test demo lint clean bench bench-sysdeps
 
 setup: sysdeps $(STAMP)
 
@@ -61,6 +67,28 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/mountsync demo $(DEMO_DIR)
+
+# The benchmark: its Debian packages, the `bench` extra (matplotlib), then the run.
+bench: setup bench-sysdeps $(BENCH_STAMP)
+	$(VPY) -m bench $(BENCH_ARGS)
+
+bench-sysdeps:
+	@missing=""; \
+	for pair in $(BENCH_PKGS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "mountsync bench: missing system packages; as root run: apt-get install -y $$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "mountsync bench: installing $$missing"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
+$(BENCH_STAMP): $(STAMP)
+	$(VPY) -m pip install -c constraints.txt -e '.[test,bench]'
+	@touch $@
 
 lint: setup
 	$(VPY) -m compileall -q mountsync tests
