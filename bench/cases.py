@@ -31,6 +31,7 @@ class Group:
     rows: tuple[Row, ...]
     systems: tuple[str, ...]
     sample: Callable | None  # (ctx, system) -> Sample; None: the listing group (run together)
+    profiles: tuple[str, ...] = ()  # where it runs (empty: every profile)
 
 
 def _n(x: int) -> str:
@@ -91,7 +92,7 @@ def groups(sizes: Sizes, write_back_delay: float = 1.0) -> list[Group]:
             Row("rss_append", f"daemon peak RSS appending {fmt_size(sizes.append_size)} to a "
                               f"{fmt_size(sizes.append_base)} object", unit="B",
                 targets=(Target("< 200 MiB", limit=200 * MiB, strict=True),)),
-        ), PEERS, cases_meta.rss),
+        ), PEERS, cases_meta.rss, profiles=("loopback",)),  # memory does not depend on latency
         Group("tar", (
             Row("tar_x", f"`tar -x` of a {_n(sizes.tar_files)}-file archive (until tar exits)"),
         ), ("native", *PEERS), cases_io.tar_x),

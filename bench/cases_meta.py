@@ -102,9 +102,9 @@ def remount_pending(ctx: Ctx, system: str) -> Sample:
 
     mountsync: the proxy refuses connections while the files are written and
     ``unmount --timeout 2`` gives up (exit 3, uploads kept in the cache).
-    rclone: ``--vfs-write-back 1h``, then SIGKILL and a lazy unmount (it has no
-    "unmount, keep pending" command). Then the proxy lets everything through and
-    the same cache dir is mounted again.
+    rclone: ``--vfs-write-back 1h`` and the same refusing proxy, then ``fusermount3 -u``
+    (SIGKILL if it has not exited within 30 s). Then the proxy lets everything
+    through and the same cache dir is mounted again.
     """
     n = ctx.sizes.pending
     bucket = ctx.new_bucket()
@@ -130,12 +130,22 @@ def remount_pending(ctx: Ctx, system: str) -> Sample:
         else:
             m = ctx.mount(system, bucket, cache_dir=cache_dir, mnt=mnt, options=["--vfs-write-back", "1h"])
             _create(ctx, m.path, n, block)
-            if m.pid is not None:
-                os.kill(m.pid, signal.SIGKILL)
-                wait_until(lambda: not pid_alive(m.pid), 30, "rclone to exit")
-            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, timeout=30, check=False)
-            ctx.active.remove(m)
-            wait_until(lambda: not is_mounted(mnt), 30, "the lazy unmount")
+            ctx.proxy.block()
+            try:
+                # a clean unmount: rclone keeps what it has not uploaded in its cache dir
+                subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=30, check=False)
+                if m.pid is not None:
+                    try:
+                        wait_until(lambda: not pid_alive(m.pid), 30, "rclone to exit")
+                    except BenchError:
+                        os.kill(m.pid, signal.SIGKILL)
+                        wait_until(lambda: not pid_alive(m.pid), 30, "rclone to exit")
+                ctx.active.remove(m)
+                if is_mounted(mnt):
+                    subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, timeout=30,
+                                   check=False)
+            finally:
+                ctx.proxy.unblock()
         already = ctx.admin.count(bucket, "pending/")
         if already >= n:
             raise BenchError(f"all {n} files were uploaded before the remount: nothing pending")

@@ -47,9 +47,9 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(big=16 * MiB, small_count=100, ls_counts=(200, 1000), rand_object=64 * MiB, pending=200,
-                   rss_list=2000, append_base=32 * MiB, append_size=4 * MiB, tar_files=100, git_files=60,
-                   git_commits=3, warm_wait=10.0, samples=1, timeout=30.0)
+        return cls(big=16 * MiB, small_count=50, ls_counts=(100, 500), rand_object=32 * MiB, pending=100,
+                   rss_list=2000, append_base=32 * MiB, append_size=4 * MiB, tar_files=50, git_files=40,
+                   git_commits=3, warm_wait=10.0, samples=1, timeout=20.0)
 
 
 @dataclass

@@ -180,6 +180,8 @@ class Runner:
                   tar_archive=ctx_base["tar"], git_repo=ctx_base["git"])
         try:
             for group in chosen:
+                if group.profiles and profile not in group.profiles:
+                    continue
                 units = {r.id: r.unit for r in group.rows}
                 wanted = [s for s in group.systems if s in self.args.systems and s not in ctx_base["missing"]]
                 for s in group.systems:
