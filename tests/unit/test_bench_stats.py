@@ -132,3 +132,12 @@ def test_markdown_has_summary_and_plot_links():
     assert "Targets (mountsync, this run): 0 met, 1 missed" in md
     assert "![loopback](bench/loopback.png)" in md
     assert "`abc1234`" in md
+
+
+def test_all_applicable_targets_count_and_a_miss_wins():
+    row = Row("ls", "ls", targets=(Target("≤ 2× raw", refs=(Ref("ls", "raw/LIST", 2),)),
+                                   Target("< 3 s", limit=3.0, strict=True, profiles=("latency",))))
+    results = index([res("ls", "raw/LIST", 2.0, profile="latency"), res("ls", "mountsync", 3.5, profile="latency")])
+    line = render_table("latency", [row], results).splitlines()[2]
+    assert "≤ 2× raw and < 3 s" in line
+    assert "**✗ missed** (limit 3.00 s)" in line
