@@ -2,6 +2,8 @@
 #   make demo   mount an embedded loopback S3 bucket (DEMO_DIR=path; Ctrl-C unmounts)
 #   make test   run the test suite (TESTS=path, PYTEST_ARGS='-k x -x')
 #   make lint   byte-compile, ruff and mypy (settings in pyproject.toml); fails on any finding
+#   make bench  side-by-side benchmark, writes docs/benchmarks.md (BENCH_ARGS='--quick',
+#               '--only ls --profile loopback', ...; see bench/run.py)
 #   make clean  remove .venv and caches
 # `setup` (used by the others) installs what is missing: Debian packages
 # fuse3 libfuse3-dev pkg-config, and the programs the tests run (s3fs rsync git
@@ -19,13 +21,17 @@ TOOL_PKGS    := s3fs:s3fs rsync:rsync git:git sqlite3:sqlite3 vim:vim tar:tar
 TESTS        ?= tests
 PYTEST_ARGS  ?=
 DEMO_DIR     ?=
+BENCH_ARGS   ?=
+# command:package pairs the benchmark drives (the peers, fio)
+BENCH_PKGS   := rclone:rclone s3fs:s3fs fio:fio
+BENCH_STAMP  := $(VENV)/.bench-stamp
 
 # CI=true reaches the tests (make passes the environment on anyway).
 ifeq ($(CI),true)
 export CI
 endif
 
-.PHONY: setup sysdeps test demo lint clean
+.PHONY: setup sysdeps test demo lint clean bench bench-sysdeps
 
 setup: sysdeps $(STAMP)
 
@@ -71,10 +77,32 @@ $(LINT_STAMP): $(STAMP)
 # Runs every checker, then fails if any of them found something.
 lint: setup $(LINT_STAMP)
 	@status=0; \
-	echo "$(VPY) -m compileall -q mountsync tests"; $(VPY) -m compileall -q mountsync tests || status=1; \
-	echo "$(VENV)/bin/ruff check mountsync tests"; $(VENV)/bin/ruff check mountsync tests || status=1; \
+	echo "$(VPY) -m compileall -q mountsync tests bench"; $(VPY) -m compileall -q mountsync tests bench || status=1; \
+	echo "$(VENV)/bin/ruff check mountsync tests bench"; $(VENV)/bin/ruff check mountsync tests bench || status=1; \
 	echo "$(VENV)/bin/mypy"; $(VENV)/bin/mypy || status=1; \
 	exit $$status
+
+# The benchmark: its Debian packages, the `bench` extra (matplotlib), then the run.
+bench: setup bench-sysdeps $(BENCH_STAMP)
+	$(VPY) -m bench $(BENCH_ARGS)
+
+bench-sysdeps:
+	@missing=""; \
+	for pair in $(BENCH_PKGS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "mountsync bench: missing system packages; as root run: apt-get install -y $$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "mountsync bench: installing $$missing"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
+$(BENCH_STAMP): $(STAMP)
+	$(VPY) -m pip install -c constraints.txt -e '.[test,bench]'
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .mypy_cache build dist *.egg-info

@@ -1,0 +1,220 @@
+"""Metadata and daemon cases: ``ls -l`` cold/warm, remount with pending uploads, peak RSS.
+
+Same contract as ``bench.cases_io``: one sample of one system, returning
+``{(row_id, system_label): (value, note)}``. The listing case mounts the
+systems one after the other but waits the "10 s later" only once for all of
+them (``listing_all``), so the wait does not multiply by the number of peers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from bench.context import Ctx
+from bench.systems import BenchError, Mounted, is_mounted, pid_alive, wait_until
+
+Sample = dict[tuple[str, str], tuple[float, str | None]]
+
+
+def ls_rows(counts: tuple[int, ...]) -> list[str]:
+    return [f"ls_{kind}_{n}" for n in counts for kind in ("cold", "warm", "warm10")]
+
+
+def _ls(ctx: Ctx, path: Path, n: int) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(["ls", "-l", str(path)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=ctx.remaining(), check=False)
+    t = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise BenchError(f"ls -l exited {r.returncode}: {r.stderr.strip()[:120]}")
+    got = len(r.stdout.splitlines()) - 1  # the "total" line
+    if got != n:
+        raise BenchError(f"ls -l listed {got} of {n} entries")
+    return t
+
+
+def make_native_listing(ctx: Ctx) -> Path:
+    root = ctx.workdir / "native-list"
+    for n in ctx.sizes.ls_counts:
+        d = root / f"d{n}"
+        if not d.exists():
+            d.mkdir(parents=True)
+            for i in range(n):
+                (d / f"obj-{i:05d}").write_bytes(b"x")
+    return root
+
+
+def listing_all(ctx: Ctx, systems: list[str]) -> tuple[Sample, dict[str, str]]:
+    """One sample of every system: cold, warm, then (after one shared wait) warm again.
+
+    Returns the values and, per system, the error that stopped it (its later rows are skipped).
+    """
+    out: Sample = {}
+    errors: dict[str, str] = {}
+    counts = ctx.sizes.ls_counts
+    mounts: dict[str, Mounted | Path] = {}
+    if "raw" in systems:
+        try:
+            for n in counts:
+                t_list, keys = ctx.raw.list_pass(ctx.list_bucket, f"d{n}/")
+                if len(keys) != n:
+                    raise BenchError(f"LIST returned {len(keys)} of {n} keys")
+                out[(f"ls_cold_{n}", "raw/LIST")] = (t_list, None)
+                out[(f"ls_cold_{n}", "raw/LIST+HEADs")] = (ctx.raw.list_and_heads(ctx.list_bucket, f"d{n}/"), None)
+        except Exception as exc:  # noqa: BLE001 - recorded
+            errors["raw"] = str(exc) or type(exc).__name__
+    fs_systems = [s for s in systems if s != "raw"]
+    try:
+        for kind in ("cold", "warm", "warm10"):
+            if kind == "warm10" and any(s not in errors for s in fs_systems):
+                time.sleep(min(ctx.sizes.warm_wait, ctx.remaining()))
+            for system in fs_systems:
+                if system in errors:
+                    continue
+                try:
+                    if system not in mounts:
+                        if system == "native":
+                            mounts[system] = make_native_listing(ctx)
+                        else:
+                            mounts[system] = ctx.mount(system, ctx.list_bucket)
+                    m = mounts[system]
+                    root = m if isinstance(m, Path) else m.path
+                    for n in counts:
+                        out[(f"ls_{kind}_{n}", system)] = (_ls(ctx, root / f"d{n}", n), None)
+                except Exception as exc:  # noqa: BLE001 - recorded
+                    errors[system] = str(exc) or type(exc).__name__
+    finally:
+        for system, m in mounts.items():
+            if isinstance(m, Mounted):
+                try:
+                    ctx.unmount(m)
+                except Exception as exc:  # noqa: BLE001 - recorded
+                    errors.setdefault(system, f"unmount: {exc}")
+    return out, errors
+
+
+def remount_pending(ctx: Ctx, system: str) -> Sample:
+    """Leave N uploads pending in the cache dir, then time a remount with that cache dir.
+
+    mountsync: the proxy refuses connections while the files are written and
+    ``unmount --timeout 2`` gives up (exit 3, uploads kept in the cache).
+    rclone: ``--vfs-write-back 1h`` and the same refusing proxy, then ``fusermount3 -u``
+    (SIGKILL if it has not exited within 30 s). Then the proxy lets everything
+    through and the same cache dir is mounted again.
+    """
+    n = ctx.sizes.pending
+    bucket = ctx.new_bucket()
+    cache_dir = ctx.new_dir(f"{system}-cache")
+    mnt = ctx.new_dir(f"{system}-mnt")
+    block = os.urandom(1024)
+    try:
+        if system == "mountsync":
+            m = ctx.mount(system, bucket, cache_dir=cache_dir, mnt=mnt)
+            ctx.proxy.block()
+            try:
+                _create(ctx, m.path, n, block)
+                r = ctx.systems[system].cli("unmount", str(mnt), "--timeout", "2",  # type: ignore[attr-defined]
+                                            timeout=60, check=False)
+                ctx.active.remove(m)
+                if r.returncode not in (0, 3):
+                    m.kill()
+                    raise BenchError(f"unmount with pending uploads exited {r.returncode}: {r.stderr.strip()[:120]}")
+                if m.pid is not None:
+                    wait_until(lambda: not pid_alive(m.pid), 30, "the daemon to exit")
+            finally:
+                ctx.proxy.unblock()
+        else:
+            m = ctx.mount(system, bucket, cache_dir=cache_dir, mnt=mnt, options=["--vfs-write-back", "1h"])
+            _create(ctx, m.path, n, block)
+            ctx.proxy.block()
+            try:
+                # a clean unmount: rclone keeps what it has not uploaded in its cache dir
+                subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=30, check=False)
+                if m.pid is not None:
+                    try:
+                        wait_until(lambda: not pid_alive(m.pid), 30, "rclone to exit")
+                    except BenchError:
+                        os.kill(m.pid, signal.SIGKILL)
+                        wait_until(lambda: not pid_alive(m.pid), 30, "rclone to exit")
+                ctx.active.remove(m)
+                if is_mounted(mnt):
+                    subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, timeout=30,
+                                   check=False)
+            finally:
+                ctx.proxy.unblock()
+        already = ctx.admin.count(bucket, "pending/")
+        if already >= n:
+            raise BenchError(f"all {n} files were uploaded before the remount: nothing pending")
+        t0 = time.perf_counter()
+        m2 = ctx.mount(system, bucket, cache_dir=cache_dir, mnt=mnt)
+        os.listdir(m2.path)
+        t_usable = time.perf_counter() - t0
+        try:
+            visible = len(os.listdir(m2.path / "pending"))
+        except FileNotFoundError:
+            visible = 0
+        vis_note = f"{visible:,} of {n - already:,} pending files visible once usable"
+        state = {"next": 0.0}
+
+        def all_there() -> bool:
+            now = time.monotonic()
+            if now < state["next"]:
+                return False
+            state["next"] = now + 0.5
+            return ctx.admin.count(bucket, "pending/") >= n
+
+        ctx.wait(all_there, "the pending uploads", interval=0.05)
+        t_up = time.perf_counter() - t0
+        ctx.unmount(m2)
+    finally:
+        ctx.admin.empty(bucket)
+    note = f"{n - already:,} pending ({already:,} went up before the remount)" if already else None
+    return {("remount_usable", system): (t_usable, vis_note), ("remount_uploaded", system): (t_up, note)}
+
+
+def _create(ctx: Ctx, root: Path, n: int, block: bytes) -> None:
+    (root / "pending").mkdir()
+    for i in range(n):
+        with open(root / "pending" / f"f{i:05d}.dat", "wb") as f:
+            f.write(block)
+        if i % 64 == 0:
+            ctx.check_time("creating files")
+
+
+def rss(ctx: Ctx, system: str) -> Sample:
+    """Peak RSS of the daemon after ``ls -l`` of ``rss_list`` entries, and after appending to a big object."""
+    out: Sample = {}
+    m = ctx.mount(system, ctx.list_bucket)
+    try:
+        _ls(ctx, m.path / "rss", ctx.sizes.rss_list)
+        peak = m.rss_peak()
+        if peak is None:
+            raise BenchError("no daemon pid to read VmHWM from")
+        out[("rss_list", system)] = (peak, None)
+    finally:
+        ctx.unmount(m)
+    bucket = ctx.new_bucket()
+    try:
+        ctx.admin.s3.copy_object(Bucket=bucket, Key="base.bin",
+                                 CopySource={"Bucket": ctx.data_bucket, "Key": "base.bin"})
+        m = ctx.mount(system, bucket)
+        add = ctx.blob[:ctx.sizes.append_size]
+        with open(m.path / "base.bin", "ab", buffering=0) as f:
+            view = memoryview(add)
+            f.writelines(view[off:off + 1024 * 1024] for off in range(0, len(add), 1024 * 1024))
+        want = ctx.sizes.append_base + len(add)
+        ctx.wait(lambda: ctx.admin.size(bucket, "base.bin") == want, "the appended object in the bucket",
+                 interval=0.2)
+        peak = m.rss_peak()
+        ctx.unmount(m)
+        if peak is None:
+            raise BenchError("no daemon pid to read VmHWM from")
+        out[("rss_append", system)] = (peak, None)
+    finally:
+        ctx.admin.empty(bucket)
+    return out
+
