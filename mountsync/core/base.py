@@ -18,6 +18,7 @@ import errno
 import logging
 import stat
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,7 @@ from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
 from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
+from ..reconciler.conflict import ConflictCopies
 from .namespace import LocalChild, RemoteChild, list_remote_dir, merge_children, parse_listing
 from .nodes import ROOT_INO, InodeTable, Node
 
@@ -47,6 +49,7 @@ class ChangeSink(Protocol):
     async def wait_idle(self, entry_id: int) -> None: ...
     async def wait_path_idle(self, path: str) -> None: ...
     async def upload_now(self, entry_id: int) -> None: ...
+    def hold(self, path: str) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,10 @@ def now_ns() -> int:
 
 class CoreBase:
     def __init__(self, store: AsyncStore, journal: Journal, data: DataStore,
-                 sink: ChangeSink, options: CoreOptions, events: EventBus | None = None) -> None:
+                 sink: ChangeSink, options: CoreOptions, events: EventBus | None = None, *,
+                 conflict_copies: ConflictCopies | None = None) -> None:
         self.store = store
+        self.conflict_copies = conflict_copies or ConflictCopies(store, journal, prefix=options.prefix)
         self.journal = journal
         self.data = data
         self.sink = sink
