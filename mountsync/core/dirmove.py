@@ -69,7 +69,7 @@ def split_listing(old_prefix: str, old_path: str, objects: list[ObjectInfo]) -> 
     for o in objects:
         rel = o.key[len(old_prefix):]
         is_marker = rel == "" or rel.endswith("/")
-        rel_path = rel[:-1] if rel.endswith("/") else rel
+        rel_path = rel.removesuffix("/")
         if not keys.path_is_representable(rel_path):
             hidden.append(o.key)
             continue
@@ -166,6 +166,8 @@ class DirMoveOps(NamespaceOps):
         """Copy ``m.key`` (conditional on ``m.etag``) to ``dst_key``. An object at the
         destination the mount never showed (not ``seen``) is kept as a conflict copy first.
         A source that vanished meanwhile is not copied (``m.copy`` becomes False)."""
+        if m.kind == stat.S_IFDIR:
+            seen = dst_etag  # a directory marker holds no content: replacing one loses nothing
         for _attempt in range(4):
             if dst_etag is not None and dst_etag != seen:
                 await self.conflict_copies.keep_remote_version(
@@ -186,6 +188,8 @@ class DirMoveOps(NamespaceOps):
                     dst_etag = (await self.store.head(dst_key)).etag
                 except NotFoundError:
                     dst_etag = None
+                if m.kind == stat.S_IFDIR:
+                    seen = dst_etag
                 m.delete_if = m.etag
         raise StoreError(f"{m.key!r} keeps changing in the bucket")
 

@@ -9,9 +9,10 @@
   is deleted conditionally on the ETag that was copied. A directory moves every
   key below it (``core.dirmove``).
 
-The whole rename runs under ``ChangeSink.hold`` of the source path: no upload
-or delete of the source (or of anything below a directory) is in flight or
-starts meanwhile, so nothing lands under the old name behind the rename's back.
+The whole rename runs under ``ChangeSink.hold`` of the source and target
+paths: no upload or delete of either (or of anything below a directory) is in
+flight or starts meanwhile, so nothing lands under the old name behind the
+rename's back, and a delete of the target in flight is finished first.
 An object the rename would replace that the mount never showed (another
 writer's) is first kept under a conflict name (``ConflictCopies``).
 
@@ -47,7 +48,10 @@ class RenameOps(DirMoveOps):
         src_parent = self.dir_node(old_parent_ino)
         dst_parent = self.dir_node(new_parent_ino)
         self.check_name(new_name)
-        async with self.sink.hold(keys.join(src_parent.path, old_name)):
+        # the target is held too: a delete of it in flight (unlink b; mv c b) finishes first,
+        # and one queued does not start under the rename, which takes over its tombstone
+        async with self.sink.hold(keys.join(src_parent.path, old_name)), \
+                self.sink.hold(keys.join(dst_parent.path, new_name)):
             await self._rename(src_parent, old_name, dst_parent, new_name, flags)
 
     async def _rename(self, src_parent: Node, old_name: str, dst_parent: Node, new_name: str, flags: int) -> None:
@@ -93,8 +97,7 @@ class RenameOps(DirMoveOps):
         if src.is_dir:
             await self._rename_dir(src, new_path, src_remote)
         elif src_remote and (e is None or not e.pending):
-            if dst is not None:
-                await self._keep_unseen_target_version(new_path, dst_base)
+            await self._keep_unseen_target_version(new_path, dst_base)
             await self._copy_clean_file(src, e, new_path)
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)

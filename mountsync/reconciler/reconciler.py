@@ -192,9 +192,7 @@ class Reconciler:
             return False
         if item[0] == "up" and self.writers[item[1]] > 0 and item not in self.forced:
             return False
-        if self.held_paths and self._held(item):
-            return False
-        return True
+        return not (self.held_paths and self._held(item))
 
     def requeue_after_crash(self) -> None:
         """``run`` died: items it had in flight are queued again, their waiters woken."""

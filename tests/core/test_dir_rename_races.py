@@ -152,3 +152,22 @@ def test_dir_rename_copies_the_version_in_the_bucket_not_the_stale_cache(tmp_pat
         _assert_clean_entries_match_bucket(rig, inner)
 
     run_rig(body, tmp_path, inner, write_back_delay=60, allow_delete=True, metadata_ttl=60)
+
+
+def test_dir_rename_over_empty_dir_with_marker(tmp_path):
+    """mv d e over an empty directory e (a marker in the bucket): no conflict copy of the
+    marker, and e's marker is not deleted after the rename replaced it."""
+    inner = MemoryStore("b")
+
+    async def body(rig):
+        await rig.mkdir("d")
+        await rig.write_file("d/f", b"F")
+        await rig.mkdir("e")
+        assert (await rig.sync()).ok
+        await rig.rename("d", "e")
+        assert (await rig.sync()).ok
+        assert inner.objects() == {"e/": b"", "e/f": b"F"}
+        assert rig.stack.journal.conflicts() == []
+        assert await rig.listdir("") == ["e"]
+
+    run_rig(body, tmp_path, inner, write_back_delay=60, allow_delete=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+import trio
+
+from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 
-from .rig import run_rig
+from .rig import run_rig, wait_until
 
 CONFLICT_LOG = r"conflict on "
 
@@ -61,5 +65,39 @@ def test_directory_rename_leaves_hidden_keys_in_place(tmp_path, allow_log):
         assert objects["e/clash/k"] == b"dir wins"
         assert not any(k.startswith("e/") and k[2:] in ("/x", "../y", "clash") for k in objects)
         assert "e/sub/./z" not in objects
+
+    run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True)
+
+
+@pytest.mark.parametrize("how", ["local-src", "pending-src", "clean-src"])
+def test_rename_onto_name_whose_delete_is_in_flight(tmp_path, how):
+    """unlink b; mv c b while b's delete is in flight: the rename waits for it, so a single
+    writer meets no conflict (before: the mount's own delete was taken for another writer's,
+    or the conditional delete of the old b met the renamed file)."""
+    inner = MemoryStore("b")
+    store = FaultyStore(inner)
+
+    async def body(rig):
+        await rig.write_file("b", b"old")
+        if how != "local-src":
+            await rig.write_file("c", b"new")
+        assert (await rig.sync()).ok
+        if how == "local-src":
+            await rig.write_file("c", b"new")
+        elif how == "pending-src":
+            await rig.write_at("c", 0, b"N")
+        gate = store.hold("delete", "b")
+        await rig.unlink("b")
+        assert await trio.to_thread.run_sync(gate.wait_held)
+        async with trio.open_nursery() as n:
+            n.start_soon(rig.rename, "c", "b")
+            await wait_until(lambda: bool(rig.stack.reconciler.held_paths))
+            gate.release()
+        res = await rig.sync()
+        assert res.ok, res
+        want = b"New" if how == "pending-src" else b"new"
+        assert inner.objects() == {"b": want}
+        assert await rig.read_file("b") == want
+        assert rig.stack.journal.conflicts() == []
 
     run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True)

@@ -175,7 +175,7 @@ class ModelStore(MemoryStore):
         self._armed = None
         self._release.set()
 
-    hook: "RaceHook | None" = None
+    hook: RaceHook | None = None
 
     def _gate(self, method: str, *args, **kwargs):
         hook = self.hook
@@ -230,7 +230,7 @@ class RaceHook:
     first copy *from* a key below ``d/`` (not a marker), another writer puts ``payload``
     at that key."""
 
-    def __init__(self, store: "ModelStore", *, hold_upload: bool = False, payload: bytes | None = None) -> None:
+    def __init__(self, store: ModelStore, *, hold_upload: bool = False, payload: bytes | None = None) -> None:
         self.store = store
         self.hold_upload = hold_upload
         self.payload = payload
@@ -494,7 +494,7 @@ class Model:
         assert back == before, f"after mv {name} d: d shows {back}, showed {before}"
         return note + f"moved d to {name} and back ({before})"
 
-    async def _rename_during_upload(self, hook: "RaceHook", name: str) -> str:
+    async def _rename_during_upload(self, hook: RaceHook, name: str) -> str:
         """A ``sync`` runs; while its first upload below d/ is held in flight, rename d."""
         sync_done = trio.Event()
         renamed = trio.Event()
