@@ -111,6 +111,8 @@ class DirMoveOps(NamespaceOps):
         for path, node in sorted(self.table.by_path.items()):
             if path == old_path or keys.is_below(path, old_path):
                 self.table.repath(node, keys.rebase(path, old_path, new_path))
+                if node.is_dir:
+                    node.listed_at = float("-inf")  # its keys moved: list the new prefix afresh
         await self._delete_old_keys(old_path, new_path, [m for m in moves if m.delete_if is not None])
 
     async def _list_all(self, prefix: str) -> list[ObjectInfo]:

@@ -37,14 +37,15 @@ Operations (tuples, so that a failure can be kept as an explicit op list)::
     ("wait",)                       sleep past --metadata-ttl (uploads done, caches expired)
     ("nap",)                        sleep just past --write-back-delay (uploads in flight);
     ("nap", seconds)                for regression tests: sleep that long
-    ("other_put", p, data)          another writer puts key ``p`` (a fresh name, in an existing
+    ("other_put", p, data, wait)    another writer puts key ``p`` (a fresh name, in an existing
                                     directory) in the bucket; the local dir gets the same file;
-                                    then a sleep past --metadata-ttl, so the mount shows it
+                                    with ``wait`` a sleep past --metadata-ttl follows, so the
+                                    mount shows it
 
-Composite rules, so that the interesting interleavings are frequent: ``mvdir_during_upload``
-(create a file below a directory, ``nap`` so its upload is in flight, rename the directory), and
-``other_writer`` (``other_put`` into a directory that later ops may rename, with or without
-an upload below it in flight).
+The composite rule ``mvdir_race`` makes the interleavings of the safety issue frequent: another
+writer adds a key below a directory, a file below it is created and its upload is let start
+(``nap``), then the directory is renamed (a renamed directory is listed afresh, so the other
+writer's key shows at once under the new name; if the rename fails, a ``wait`` follows).
 
 When the machine fails, the assertion message carries the op list of the
 failing example, ready to paste into a regression test below
@@ -269,7 +270,7 @@ class Differ:
             return None
         if op[0] == "other_put":
             self.stats["other_put"] += 1
-            self.other_put(op[1], op[2])
+            self.other_put(*op[1:])
             return None
         if op[0] == "sync":
             self.stats["sync"] += 1
@@ -285,16 +286,20 @@ class Differ:
         self.stats[f"{op[0]}:{want[1] if want[0] == 'err' else 'ok'}"] += 1
         return want
 
-    def other_put(self, path: str, data: bytes) -> None:
+    def other_put(self, path: str, data: bytes, wait: bool = True) -> None:
         """Another writer: the object goes straight into the bucket (with the s3fs mode header,
-        as the local file has 0644), the same file into the local dir; then past the TTL."""
+        as the local file has 0644), the same file into the local dir; then (``wait``) past the
+        TTL. Without ``wait`` an op that shows the key at once must follow (a directory rename)."""
         if self.s3 is None:
             raise AssertionError("other_put needs the s3 client")
         self.s3.put_object(Bucket=self.mnt.bucket, Key=path, Body=data, Metadata={"mode": str(0o100644)})
         p = self.local / path
+        parent = os.stat(p.parent)  # another writer's key does not touch the directory's attributes
         p.write_bytes(data)
         os.chmod(p, 0o644)
-        time.sleep(TTL_WAIT)
+        os.utime(p.parent, ns=(parent.st_atime_ns, parent.st_mtime_ns))
+        if wait:
+            time.sleep(TTL_WAIT)
 
     def check_tree(self, when: str = "") -> None:
         want = snapshot(self.local)
@@ -459,29 +464,24 @@ class MountVsLocal(RuleBasedStateMachine):
     def existing_dirs(self) -> list[str]:
         return [p for p, d in snapshot(self.differ.local, contents=False).items() if d[0] == "dir"]
 
-    @rule(d=st.data(), name=st.sampled_from(["a", "b", "c"]),
-          data=st.one_of(payloads, st.just(b"u" * (2 << 20))), dst=paths)
-    def mvdir_during_upload(self, d, name, data, dst):
-        """A file below a directory is written; just as its upload starts, the directory is renamed."""
+    @rule(d=st.data(), name=st.sampled_from(["a", "b", "f"]), data=st.one_of(payloads, st.just(b"u" * (2 << 20))),
+          upload=st.booleans(), other=st.booleans(), dst=st.one_of(paths, st.just("m")))
+    def mvdir_race(self, d, name, data, upload, other, dst):
+        """A directory is renamed while (``upload``) a file just written below it is being
+        uploaded, and/or right after (``other``) another writer added a key below it."""
         dirs = self.existing_dirs()
         if not dirs:
             return
         src = d.draw(st.sampled_from(dirs), label="dir")
-        self.differ.step(("create", f"{src}/{name}", data, 0o644))
-        self.differ.step(("nap",))
-        self.differ.step(("rename", src, dst))
-
-    @rule(d=st.data(), data=payloads, race=st.booleans())
-    def other_writer(self, d, data, race):
-        """Another writer adds a file to a directory (fresh name); with ``race`` a file there
-        is being uploaded at that moment."""
-        parent = d.draw(st.sampled_from([""] + self.existing_dirs()), label="parent")
-        self.n_other = getattr(self, "n_other", 0) + 1
-        path = f"{parent}/o{self.n_other}" if parent else f"o{self.n_other}"
-        if race:
-            self.differ.step(("create", f"{parent}/c" if parent else "c", b"v" * (2 << 20), 0o644))
+        if other:
+            self.n_other = getattr(self, "n_other", 0) + 1
+            self.differ.step(("other_put", f"{src}/o{self.n_other}", data[:64] or b"o", False))
+        if upload:
+            self.differ.step(("create", f"{src}/{name}", data, 0o644))
             self.differ.step(("nap",))
-        self.differ.step(("other_put", path, data))
+        result = self.differ.step(("rename", src, dst))
+        if other and result[0] == "err":
+            self.differ.step(("wait",))  # not moved: the mount shows the other writer's key after the TTL
 
     @rule(p=paths)
     def mkdir(self, p):
