@@ -32,7 +32,6 @@ from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
 from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
-from ..reconciler.conflict import ConflictCopies
 from .namespace import LocalChild, RemoteChild, list_remote_dir, merge_children, parse_listing
 from .nodes import ROOT_INO, InodeTable, Node
 
@@ -69,10 +68,8 @@ def now_ns() -> int:
 
 class CoreBase:
     def __init__(self, store: AsyncStore, journal: Journal, data: DataStore,
-                 sink: ChangeSink, options: CoreOptions, events: EventBus | None = None, *,
-                 conflict_copies: ConflictCopies | None = None) -> None:
+                 sink: ChangeSink, options: CoreOptions, events: EventBus | None = None) -> None:
         self.store = store
-        self.conflict_copies = conflict_copies or ConflictCopies(store, journal, prefix=options.prefix)
         self.journal = journal
         self.data = data
         self.sink = sink
