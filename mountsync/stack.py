@@ -31,7 +31,8 @@ from .core.base import CoreOptions
 from .core.filesystem import FileSystem
 from .errors import UserError
 from .events import EventBus
-from .reconciler.conflict import ConflictHandler
+from .reconciler.conflict import ConflictCopies, ConflictHandler
+from .reconciler.probe import probe_server
 from .reconciler.reconciler import Carried, Reconciler, SyncResult, carried_over
 from .reconciler.uploader import UploadSettings, Uploader
 from .trust import lock_cache_dir, prepare_cache_dir
@@ -69,9 +70,10 @@ class Stack:
         data = DataStore(cache_dir)
         astore = AsyncStore(store, max_concurrency=max(16, config.upload_workers * 2))
         events = EventBus()
+        copies = ConflictCopies(astore, journal, prefix=config.prefix)
         conflicts = ConflictHandler(astore, journal, data, events, prefix=config.prefix,
                                     strategy=config.conflict_strategy,
-                                    recovery_dir=os.path.join(cache_dir, "recovery"))
+                                    recovery_dir=os.path.join(cache_dir, "recovery"), copies=copies)
         uploader = Uploader(astore, journal, data, UploadSettings(
             prefix=config.prefix, multipart_threshold=config.multipart_threshold, part_size=config.part_size),
             conflicts)
@@ -84,7 +86,7 @@ class Stack:
             fsync_upload=config.fsync_upload,
             defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
         )
-        fs = FileSystem(astore, journal, data, reconciler, options, events)
+        fs = FileSystem(astore, journal, data, reconciler, options, events, conflict_copies=copies)
         stack = cls(config, astore, journal, data, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
         stack._recover_local()
         # what the earlier run left, read before the mount serves anything: files created
@@ -116,14 +118,20 @@ class Stack:
                 self.data.remove(entry_id)
 
     async def check_conditional_writes(self) -> None:
-        """Find out once per cache dir whether the server honours conditional writes."""
-        known = self.journal.get_meta("conditional_writes")
+        """Find out once per cache dir whether the server honours conditional writes and
+        deletes (``--conditional-writes yes|no`` sets both)."""
+        names = ("conditional_writes", "conditional_deletes", "conditional_copies")
+        known = {n: self.journal.get_meta(n) for n in names}
         if self.config.conditional_writes in ("yes", "no"):
-            known = self.config.conditional_writes
-        elif known is None and not self.config.read_only:
-            known = "yes" if await self.uploader.probe_conditional_writes() else "no"
-            self.journal.set_meta("conditional_writes", known)
-        self.uploader.conditional_writes = known != "no"
+            known = dict.fromkeys(names, self.config.conditional_writes)
+        elif None in known.values() and not self.config.read_only:
+            caps = await probe_server(self.store, self.config.prefix)
+            for n in names:
+                known[n] = "yes" if getattr(caps, n) else "no"
+                self.journal.set_meta(n, known[n])
+        for n in names:
+            setattr(self.store.caps, n, known[n] != "no")
+        self.uploader.conditional_writes = self.store.caps.conditional_writes
 
     async def recover_remote(self) -> None:
         """Queue what an earlier run left: pending items, and aborts of the multipart

@@ -244,11 +244,13 @@ class ObjectStore(Protocol):
         metadata: dict[str, str] | None = None,
         *,
         if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> PutResult:
         """Server-side copy. ``metadata=None`` keeps the source's; a dict replaces it.
 
-        ``if_match`` requires the *source* to still have that ETag (best effort:
-        some servers ignore it)."""
+        ``if_match`` requires the *source* to still have that ETag; ``if_none_match``
+        requires the *destination* not to exist (412). Both best effort: some servers
+        (moto among them) ignore them, so callers check with HEAD as well."""
         ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:

@@ -351,9 +351,10 @@ class FaultyStore:
     def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUpload]:
         return self._invoke("list_multipart_uploads", prefix, lambda: self.inner.list_multipart_uploads(prefix))
 
-    def copy(self, src_key, dst_key, metadata=None, *, if_match=None) -> PutResult:
+    def copy(self, src_key, dst_key, metadata=None, *, if_match=None, if_none_match=False) -> PutResult:
         return self._invoke(
-            "copy", dst_key, lambda: self.inner.copy(src_key, dst_key, metadata, if_match=if_match)
+            "copy", dst_key,
+            lambda: self.inner.copy(src_key, dst_key, metadata, if_match=if_match, if_none_match=if_none_match),
         )
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:

@@ -341,6 +341,7 @@ class MemoryStore:
         metadata: dict[str, str] | None = None,
         *,
         if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> PutResult:
         self.stats.count("copy")
         with self._lock:
@@ -353,6 +354,8 @@ class MemoryStore:
                     f"{src_key!r} has ETag {src.etag}, not {_norm_etag(if_match)}",
                     code="PreconditionFailed",
                 )
+            if if_none_match:
+                self._check_conditions_locked(dst_key, None, True)
             if src_key == dst_key and metadata is None:
                 raise InvalidRequestError("copy of an object onto itself without changes", code="InvalidRequest")
             new_meta = dict(src.metadata) if metadata is None else _norm_metadata(metadata)

@@ -457,7 +457,8 @@ class S3Store:
             markers = {"KeyMarker": key_marker, "UploadIdMarker": upload_marker}
 
     def copy(
-        self, src_key: str, dst_key: str, metadata: dict[str, str] | None = None, *, if_match: str | None = None
+        self, src_key: str, dst_key: str, metadata: dict[str, str] | None = None, *, if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> PutResult:
         params: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -472,6 +473,8 @@ class S3Store:
             params["Metadata"] = _metadata(metadata)
         if if_match is not None:
             params["CopySourceIfMatch"] = _quoted(if_match)
+        if if_none_match:
+            params["IfNoneMatch"] = "*"
         resp = self._call(
             "copy", f"CopyObject {src_key!r} -> {dst_key!r}", lambda: self._client.copy_object(**params)
         )

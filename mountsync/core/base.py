@@ -18,6 +18,7 @@ import errno
 import logging
 import stat
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +49,7 @@ class ChangeSink(Protocol):
     async def wait_idle(self, entry_id: int) -> None: ...
     async def wait_path_idle(self, path: str) -> None: ...
     async def upload_now(self, entry_id: int) -> None: ...
+    def hold(self, path: str) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 Construct it with everything it needs (no wiring after construction):
 an ``AsyncStore``, the ``Journal``, the ``DataStore``, a ``ChangeSink`` (the
-reconciler) and ``CoreOptions``. All methods run on the trio thread and
+reconciler), ``CoreOptions``, the ``EventBus`` and the ``ConflictCopies`` shared
+with the reconciler (renames keep other writers' versions through it). All methods run on the trio thread and
 raise ``FsError`` with a definite errno.
 """
 
 from __future__ import annotations
 
+from ..reconciler.conflict import ConflictCopies
 from .base import ChangeSink, CoreOptions
 from .nodes import ROOT_INO, Attr
 from .nsops import SetAttr
@@ -15,8 +17,9 @@ from .rename import RENAME_EXCHANGE, RENAME_NOREPLACE, RenameOps
 
 
 class FileSystem(RenameOps):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, conflict_copies: ConflictCopies, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.conflict_copies = conflict_copies
         self._init_fileops()
         self._init_nsops()
 

@@ -5,8 +5,16 @@
   object is then overwritten by the upload (its ETag becomes the base).
 - Source in the bucket: needs ``allow_delete``. A file with pending local
   changes moves in the journal and leaves a tombstone for the old key; a
-  clean file is copied server-side, then the old key is deleted. A directory
-  moves every key below it the same way (copy, then delete).
+  clean file is copied server-side (conditional on its ETag), then the old key
+  is deleted conditionally on the ETag that was copied. A directory moves every
+  key below it (``core.dirmove``).
+
+The whole rename runs under ``ChangeSink.hold`` of the source and target
+paths: no upload or delete of either (or of anything below a directory) is in
+flight or starts meanwhile, so nothing lands under the old name behind the
+rename's back, and a delete of the target in flight is finished first.
+An object the rename would replace that the mount never showed (another
+writer's) is first kept under a conflict name (``ConflictCopies``).
 
 Server-side copies happen during the call (like s3fs and mount-s3), so a
 rename of bucket data needs the endpoint; local renames never do.
@@ -15,24 +23,23 @@ rename of bucket data needs the endpoint; local renames never do.
 from __future__ import annotations
 
 import errno
-import socket
 import stat
 import time
 
 from .. import keys
-from ..backend.base import NotFoundError, StoreError
+from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.journal import Conflict, Entry, Tombstone
-from ..conflicts import conflict_name
 from ..errors import FsError
+from ..events import PathChanged
 from .base import log, now_ns
+from .dirmove import DirMoveOps
 from .nodes import Node
-from .nsops import NamespaceOps
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
 
-class RenameOps(NamespaceOps):
+class RenameOps(DirMoveOps):
     async def rename(self, old_parent_ino: int, old_name: str, new_parent_ino: int,
                      new_name: str, flags: int = 0) -> None:
         self.writable()
@@ -41,9 +48,14 @@ class RenameOps(NamespaceOps):
         src_parent = self.dir_node(old_parent_ino)
         dst_parent = self.dir_node(new_parent_ino)
         self.check_name(new_name)
+        # the target is held too: a delete of it in flight (unlink b; mv c b) finishes first,
+        # and one queued does not start under the rename, which takes over its tombstone
+        async with self.sink.hold(keys.join(src_parent.path, old_name)), \
+                self.sink.hold(keys.join(dst_parent.path, new_name)):
+            await self._rename(src_parent, old_name, dst_parent, new_name, flags)
+
+    async def _rename(self, src_parent: Node, old_name: str, dst_parent: Node, new_name: str, flags: int) -> None:
         src = await self.child(src_parent, old_name)
-        # a delete of the target in flight: let it finish, so the target's base is certain
-        await self.sink.wait_path_idle(keys.join(dst_parent.path, new_name))
         dst_children = await self.ensure_listed(dst_parent)
         dst = dst_children.get(new_name)
         if dst is not None and dst.entry_id is not None and dst is not src:
@@ -85,8 +97,7 @@ class RenameOps(NamespaceOps):
         if src.is_dir:
             await self._rename_dir(src, new_path, src_remote)
         elif src_remote and (e is None or not e.pending):
-            if dst is not None:
-                await self._keep_unseen_target_version(new_path, dst_base)
+            await self._keep_unseen_target_version(new_path, dst_base)
             await self._copy_clean_file(src, e, new_path)
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)
@@ -161,30 +172,31 @@ class RenameOps(NamespaceOps):
             raise FsError(errno.EIO, f"cannot check {path!r} in the bucket: {exc}") from exc
         if current.etag == seen_etag:
             return
-        parent, name = keys.parent_of(path), keys.name_of(path)
-        taken = {keys.name_of(x.path) for x in self.journal.children(parent)}
-        conflict_path = keys.join(parent, conflict_name(name, time.time(), socket.gethostname(), taken))
         try:
-            await self.store.copy(key, self.key(conflict_path), None, if_match=current.etag)
+            await self.conflict_copies.keep_remote_version(path, current.etag, seen_etag=seen_etag,
+                                                           local_to=f"bucket:{key} (renamed over it)")
         except StoreError as exc:
             raise FsError(errno.EIO, f"cannot keep the bucket's version of {path!r}: {exc}") from exc
-        self.journal.add_conflict(Conflict(
-            time=time.time(), path=path, kind="modified", strategy="keep-both", local_etag=seen_etag,
-            remote_etag=current.etag, local_to=f"bucket:{key} (renamed over it)",
-            remote_to=f"bucket:{self.key(conflict_path)}", resolved=1))
-        log.warning("conflict on %r: renaming over it would replace a version changed in the bucket "
-                    "(%s); that version is kept as %r", path, current.etag, conflict_path)
 
     async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str) -> None:
         """Server-side copy of an uploaded, unchanged file, then delete of the old key."""
         old_key, new_key = self.key(src.path), self.key(new_path)
         base = e.base_etag if e is not None else src.etag
         try:
-            result = await self.store.copy(old_key, new_key, None, if_match=base)
-            await self.store.delete(old_key, if_match=base)
+            result = await self.store.copy_if_match(old_key, new_key, base)
         except StoreError as exc:
             log.warning("rename of %r failed in the bucket: %s", src.path, exc)
             raise FsError(exc.errno if exc.errno != errno.ENOENT else errno.EIO, str(exc)) from exc
+        try:
+            await self.store.delete_if_match(old_key, base)
+        except NotFoundError:
+            pass
+        except PreconditionFailedError:
+            self._other_version_stays(src.path, new_path, base)
+        except StoreError as exc:  # the copy is done: the reconciler deletes the old key later
+            log.info("could not delete %r after copying it (%s); will retry", old_key, exc)
+            self.journal.add_tombstone(Tombstone(src.path, src.kind, base, time.time()))
+            self.sink.tombstoned(src.path)
         self._vacate(new_path, src)
         tomb = self.journal.tombstone(new_path)
         if tomb is not None:
@@ -195,53 +207,13 @@ class RenameOps(NamespaceOps):
         self.table.repath(src, new_path)
         src.etag = result.etag
 
-    async def _rename_dir(self, src: Node, new_path: str, in_bucket: bool) -> None:
-        old_path = src.path
-        etag_map: dict[str, str] = {}
-        if in_bucket:
-            etag_map = await self._move_remote_tree(old_path, new_path)
-        for e in self.journal.under(old_path) + [x for x in [self.journal.get(old_path)] if x]:
-            rel_new = keys.rebase(e.path, old_path, new_path)
-            key = self.key(rel_new) + ("/" if e.kind == stat.S_IFDIR else "")
-            if e.base_etag is not None or key in etag_map:
-                self.journal.update(e.id, base_etag=etag_map.get(key))
-            if e.pending or e.base_etag is None:
-                self.journal.bump_dirty(e.id)
-                self.sink.changed(e.id)
-        for t in self.journal.tombstones_under(old_path):
-            self.journal.remove_tombstone(t.path)
-        self.journal.rename_subtree(old_path, new_path)
-        for path, node in sorted(self.table.by_path.items()):
-            if path == old_path or keys.is_below(path, old_path):
-                self.table.repath(node, keys.rebase(path, old_path, new_path))
-
-    async def _move_remote_tree(self, old_path: str, new_path: str) -> dict[str, str]:
-        """Copy every key below ``old_path`` to ``new_path`` (skipping tombstoned ones),
-        then delete all old keys. Returns new key → new ETag."""
-        old_prefix = keys.dir_key(self.opt.prefix, old_path)
-        new_prefix = keys.dir_key(self.opt.prefix, new_path)
-        dead = {self.key(t.path) + ("/" if t.kind == stat.S_IFDIR else "")
-                for t in self.journal.tombstones_under(old_path)}
-        try:
-            old_keys: list[str] = []
-            token = None
-            while True:
-                page = await self.store.list_page(old_prefix, None, token)
-                old_keys.extend(o.key for o in page.objects)
-                token = page.next_token
-                if not token:
-                    break
-            etags = {}
-            for k in old_keys:
-                if k in dead:
-                    continue
-                nk = new_prefix + k[len(old_prefix):]
-                etags[nk] = (await self.store.copy(k, nk, None)).etag
-            for i in range(0, len(old_keys), 1000):
-                failed = await self.store.delete_many(old_keys[i:i + 1000])
-                if failed:
-                    raise StoreError(f"could not delete {len(failed)} old keys, e.g. {failed[0]!r}")
-        except StoreError as exc:
-            log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-        return etags
+    def _other_version_stays(self, old_path: str, new_path: str, copied: str | None) -> None:
+        """Another writer replaced the old key between our copy and its delete: their
+        version stays under its name (shown again), and the conflict is recorded."""
+        self.conflict_copies.record(
+            Conflict(time=time.time(), path=old_path, kind="delete-refused", strategy="keep-both",
+                     local_etag=copied, local_to=f"renamed to {new_path}",
+                     remote_to=f"bucket:{self.key(old_path)}", resolved=1),
+            "conflict on %r: renamed to %r, but changed in the bucket meanwhile; that version is "
+            "kept under its name", old_path, new_path)
+        self.events.publish(PathChanged(old_path))

@@ -19,6 +19,15 @@ What each outcome does to the journal (the core learns it from events):
 Recovery files are named by conflict id (``recovery/<id>-local``), never by
 key; the conflicts table maps them to the original path. Every conflict is
 recorded in the journal and logged at WARNING.
+
+``ConflictCopies`` is the one place that names, records and writes conflict
+copies, for the uploader (through ``ConflictHandler``) and for renames (the
+core): a name is free when neither the journal, the bucket nor an earlier
+choice of this process has it, and a copy written by the bucket is conditional
+on the name being free (``If-None-Match``, plus a HEAD first for servers that
+ignore it), so two conflicts in the same second never overwrite each other.
+A local edit moved to a conflict name is uploaded with ``If-None-Match`` like
+any new key.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import trio
 
 from .. import keys
 from ..backend.aio import AsyncStore
-from ..backend.base import NotFoundError, ObjectInfo
+from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, TransientError
 from ..cache.datafiles import DataStore
 from ..cache.fetch import fetch_chunks
 from ..cache.journal import Conflict, Entry, Journal
@@ -54,9 +63,82 @@ class ResolvedElsewhere(Exception):
         self.manual = manual
 
 
+class ConflictCopies:
+    """Names, records and writes conflict copies (see the module docstring).
+
+    ``reserved`` holds every conflict path this process chose (never reused, even if
+    the copy failed); all state is touched on the trio thread only."""
+
+    def __init__(self, store: AsyncStore, journal: Journal, *, prefix: str, host: str | None = None) -> None:
+        self.store = store
+        self.journal = journal
+        self.prefix = prefix
+        self.host = host or socket.gethostname()
+        self.reserved: set[str] = set()
+
+    async def free_path(self, path: str) -> str:
+        """A conflict name for ``path`` (named after the original, for a conflict copy)
+        that is in neither the journal nor the bucket nor reserved; it is reserved."""
+        parent, name = keys.parent_of(path), keys.name_of(path)
+        original = strip_conflict_suffix(name)
+        stem_prefix = keys.dir_key(self.prefix, parent) + original.split(".")[0]
+        taken = {keys.name_of(x.path) for x in self.journal.children(parent)}
+        taken.update(keys.name_of(p) for p in self.reserved if keys.parent_of(p) == parent)
+        token = None
+        while True:
+            page = await self.store.list_page(stem_prefix, "/", token)
+            taken.update(keys.name_of(o.key) for o in page.objects)
+            token = page.next_token
+            if not token:
+                break
+        chosen = keys.join(parent, conflict_name(original, time.time(), self.host, taken))
+        self.reserved.add(chosen)
+        return chosen
+
+    def record(self, c: Conflict, message: str, *args: object) -> Conflict:
+        """Add ``c`` to the conflicts table and log ``message`` at WARNING."""
+        self.journal.add_conflict(c)
+        log.warning(message, *args)
+        return c
+
+    async def keep_remote_version(self, path: str, etag: str, *, seen_etag: str | None, local_to: str) -> str:
+        """The bucket holds a version ``etag`` at ``path`` that is about to be replaced
+        although the mount never showed it (another writer's): copy it server-side to a
+        free conflict name, conditional on the source still being ``etag`` and on the
+        name being free, and record the conflict. Returns the conflict path.
+        PreconditionFailedError / NotFoundError: the source changed meanwhile."""
+        key = self.prefix + path
+        for _attempt in range(5):
+            cpath = await self.free_path(path)
+            ckey = self.prefix + cpath
+            if await self._exists(ckey):
+                continue
+            try:
+                await self.store.copy(key, ckey, None, if_match=etag, if_none_match=True)
+            except PreconditionFailedError:
+                if await self._exists(ckey):
+                    continue  # the name was taken after all: the next one
+                raise
+            self.record(Conflict(time=time.time(), path=path, kind="modified", strategy="keep-both",
+                                 local_etag=seen_etag, remote_etag=etag, local_to=local_to,
+                                 remote_to=f"bucket:{ckey}", resolved=1),
+                        "conflict on %r: %s would replace a version changed in the bucket (%s); that "
+                        "version is kept as %r", path, local_to, etag, cpath)
+            return cpath
+        raise TransientError(f"no free conflict name for {path!r}; will try again")
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self.store.head(key)
+        except NotFoundError:
+            return False
+        return True
+
+
 class ConflictHandler:
     def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, events: EventBus, *,
-                 prefix: str, strategy: str, recovery_dir: str, host: str | None = None) -> None:
+                 prefix: str, strategy: str, recovery_dir: str, host: str | None = None,
+                 copies: ConflictCopies | None = None) -> None:
         self.store = store
         self.journal = journal
         self.data = data
@@ -64,7 +146,7 @@ class ConflictHandler:
         self.prefix = prefix
         self.strategy = strategy
         self.recovery_dir = recovery_dir
-        self.host = host or socket.gethostname()
+        self.copies = copies or ConflictCopies(store, journal, prefix=prefix, host=host)
         self.overrides: dict[int, str] = {}  # entry id → strategy chosen by 'mountsync resolve'
         os.makedirs(recovery_dir, mode=0o700, exist_ok=True)
 
@@ -97,7 +179,7 @@ class ConflictHandler:
             self.journal.update(e.id, base_etag=None, base_version=None)
             raise ResolvedElsewhere(requeue=True)
         if res.upload_local_as == "conflict-name":
-            new_path = await self._free_conflict_path(e.path)
+            new_path = await self.copies.free_path(e.path)
             self._record(e, kind, strategy, remote, local_to=f"bucket:{self.prefix + new_path}",
                          remote_to=f"bucket:{key}")
             old = e.path
@@ -140,31 +222,16 @@ class ConflictHandler:
                             mtime_ns=_mtime_ns(remote) or e.mtime_ns, error=None, attempts=0)
         self.events.publish(EntryReset(e.id, e.path))
 
-    async def _free_conflict_path(self, path: str) -> str:
-        parent, name = keys.parent_of(path), keys.name_of(path)
-        original = strip_conflict_suffix(name)
-        stem_prefix = keys.dir_key(self.prefix, parent) + original.split(".")[0]
-        taken = {keys.name_of(x.path) for x in self.journal.children(parent)}
-        token = None
-        while True:
-            page = await self.store.list_page(stem_prefix, "/", token)
-            taken.update(keys.name_of(o.key) for o in page.objects)
-            token = page.next_token
-            if not token:
-                break
-        return keys.join(parent, conflict_name(original, time.time(), self.host, taken))
-
     def _record(self, e: Entry, kind: str, strategy: str, remote: ObjectInfo | None, *,
                 local_to: str, remote_to: str) -> Conflict:
         c = Conflict(time=time.time(), path=e.path, kind=kind, strategy=strategy,
                      local_etag=e.base_etag, remote_etag=remote.etag if remote else None,
                      local_to=local_to, remote_to=remote_to,
                      resolved=0 if local_to.startswith("pending") else 1)
-        self.journal.add_conflict(c)
-        log.warning("conflict on %r (%s): local edit based on %s, bucket has %s; %s: local → %s, bucket → %s",
-                    e.path, kind, e.base_etag or "nothing", remote.etag if remote else "nothing",
-                    strategy, local_to, remote_to)
-        return c
+        return self.copies.record(
+            c, "conflict on %r (%s): local edit based on %s, bucket has %s; %s: local → %s, bucket → %s",
+            e.path, kind, e.base_etag or "nothing", remote.etag if remote else "nothing", strategy, local_to,
+            remote_to)
 
     async def _recover_remote(self, c: Conflict, key: str, remote: ObjectInfo) -> str:
         dest = os.path.join(self.recovery_dir, f"{c.id}-remote")
@@ -197,9 +264,8 @@ class ConflictHandler:
         c = Conflict(time=time.time(), path=path, kind="delete-refused", strategy=self.strategy,
                      local_etag=base_etag, remote_etag=remote_etag, local_to="deleted locally",
                      remote_to=f"bucket:{self.prefix + path}", resolved=1)
-        self.journal.add_conflict(c)
-        log.warning("conflict on %r: deleted here but changed in the bucket (%s → %s); the bucket's "
-                    "version is kept and shown again", path, base_etag, remote_etag)
+        self.copies.record(c, "conflict on %r: deleted here but changed in the bucket (%s → %s); the "
+                              "bucket's version is kept and shown again", path, base_etag, remote_etag)
         self.journal.remove_tombstone(path)
         self.events.publish(PathChanged(path))
 

@@ -30,10 +30,13 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
+from .. import keys
 from ..backend.base import StoreError, TransientError
 from ..cache.journal import Journal, Tombstone
 from ..errors import FsError
@@ -94,6 +97,8 @@ class Reconciler:
         self.forced: set[Item] = set()
         self.stopped: dict[Item, str] = {}  # permanent failures, item → reason
         self.held_deletes: set[str] = set()  # tombstones of files still open here
+        self.held_paths: Counter[str] = Counter()  # paths under a rename (see hold)
+        self.started_at: dict[Item, str] = {}  # in-flight item → the path it started at
         self.worker_limit = trio.Semaphore(workers)
         self._wake = trio.Event()
         self._progress = trio.Event()
@@ -137,6 +142,45 @@ class Reconciler:
         ev = self.inflight.get(("del", path))
         if ev is not None:
             await ev.wait()
+
+    @asynccontextmanager
+    async def hold(self, path: str) -> AsyncIterator[None]:
+        """While the block runs, no upload or delete of anything at or below ``path``
+        starts, and none is in flight: entering waits for those in flight (by the path they
+        started at and the path their entry has now). A rename holds its source, so that
+        what it reads from the journal and the bucket cannot change under it; items that
+        fall due meanwhile run when the hold ends. Holds nest and may overlap."""
+        self.held_paths[path] += 1
+        try:
+            while True:
+                busy = [ev for item, ev in self.inflight.items() if self._item_below(item, path)]
+                if not busy:
+                    break
+                for ev in busy:
+                    await ev.wait()
+            yield
+        finally:
+            self.held_paths[path] -= 1
+            if self.held_paths[path] <= 0:
+                del self.held_paths[path]
+            self._wake.set()
+
+    def _current_path(self, item: Item) -> str | None:
+        if item[0] == "del":
+            return str(item[1])
+        e = self.journal.get_by_id(item[1])
+        return e.path if e is not None else None
+
+    def _item_paths(self, item: Item) -> list[str]:
+        out = [self.started_at[item]] if item in self.started_at else []
+        current = self._current_path(item)
+        return out + [current] if current is not None else out
+
+    def _item_below(self, item: Item, path: str) -> bool:
+        return any(p == path or keys.is_below(p, path) for p in self._item_paths(item))
+
+    def _held(self, item: Item) -> bool:
+        return any(self._item_below(item, p) for p in self.held_paths)
 
     async def upload_now(self, entry_id: int, timeout: float = 120.0) -> None:
         e = self.journal.get_by_id(entry_id)
@@ -191,7 +235,7 @@ class Reconciler:
             return False
         if item[0] == "up" and self.writers[item[1]] > 0 and item not in self.forced:
             return False
-        return True
+        return not (self.held_paths and self._held(item))
 
     def requeue_after_crash(self) -> None:
         """``run`` died: items it had in flight are queued again, their waiters woken."""
@@ -201,6 +245,7 @@ class Reconciler:
             self.due[item] = now
             ev.set()
         self.inflight.clear()
+        self.started_at.clear()
         self._progress.set()
         self._progress = trio.Event()
 
@@ -215,6 +260,9 @@ class Reconciler:
                     if when <= now:
                         del self.due[item]
                         self.inflight[item] = trio.Event()
+                        start_path = self._current_path(item)
+                        if start_path is not None:
+                            self.started_at[item] = start_path
                         nursery.start_soon(self._work, item)
                     else:
                         next_at = min(next_at, when)
@@ -228,6 +276,7 @@ class Reconciler:
             async with self.worker_limit:
                 await self._do(item)
         finally:
+            self.started_at.pop(item, None)
             self.inflight.pop(item).set()
             if item[0] == "up":
                 self._queue_aborts()

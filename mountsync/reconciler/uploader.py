@@ -114,29 +114,6 @@ class Uploader:
         self.journal.update(entry_id, **changes)
         return self.journal.get_by_id(entry_id)
 
-    async def probe_conditional_writes(self) -> bool:
-        """Does the server honour ``If-None-Match: *`` on PUT? Writes and deletes one
-        probe object of our own (``.mountsync-probe-<random>``) under the prefix."""
-        import uuid
-
-        key = f"{self.s.prefix}.mountsync-probe-{uuid.uuid4().hex}"
-        await self.store.put(key, b"probe", {}, if_none_match=True)
-        try:
-            await self.store.put(key, b"probe", {}, if_none_match=True)
-            honoured = False
-        except PreconditionFailedError:
-            honoured = True
-        finally:
-            try:
-                await self.store.delete(key)
-            except StoreError as exc:
-                log.info("could not delete probe object %r: %s", key, exc)
-        self.conditional_writes = honoured
-        if not honoured:
-            log.warning("the server ignores conditional writes (If-None-Match); uploads check the "
-                        "object with HEAD first, which leaves a short race with other writers")
-        return honoured
-
     async def _check_base(self, key: str, base: str | None, *, always: bool = False) -> None:
         """For servers that ignore conditional headers: compare with HEAD just before
         the upload (a race remains between this HEAD and the PUT; see docs/SEMANTICS.md)."""
@@ -365,11 +342,7 @@ class Uploader:
             return
         key = object_key(self.s.prefix, t.path, t.kind)
         try:
-            if not self.conditional_writes and t.base_etag is not None:
-                current = (await self.store.head(key)).etag
-                if current != t.base_etag:
-                    raise PreconditionFailedError("changed")
-            await self.store.delete(key, if_match=t.base_etag)
+            await self.store.delete_if_match(key, t.base_etag)
         except PreconditionFailedError:
             try:
                 current = (await self.store.head(key)).etag

@@ -26,6 +26,12 @@ runs, conflict copies included, so users and other writers reach those too)
 ``("restart",)``            crash + restart on the same cache dir (journal and data survive)
 ``("crash", k, when)``      ``sync``, and the daemon crashes at the k-th store request it
                             makes: the request is made ("after") or not ("before")
+``("mvdir", race)``         the user renames directory ``d`` to a fresh name ``mN`` and back
+                            (each step with ``rename(2)``; the way back is skipped when ``d``
+                            exists again). ``race``: "none"; "upload": a ``sync`` runs and the
+                            first upload below ``d/`` is held in flight while the rename starts;
+                            "other": another writer puts a fresh version at the first key the
+                            rename copies, right after the copy (between copy and delete)
 
 Every payload is unique (a counter), so every *version* (a file's whole
 content) is unique and is tracked by its bytes.
@@ -48,7 +54,8 @@ put) and is retired only by an operation that legitimately replaces it:
   ``p`` just before, and nothing else (a remote change the mount has not shown
   must survive as a conflict);
 - a local rename onto ``q`` retires the version seen at ``q``; the source's
-  version moves and stays live;
+  version moves and stays live; a directory rename retires nothing (and the
+  files below it must show the same bytes at their new paths);
 - another writer's put/delete of key ``p`` retires the version the bucket held
   at ``p`` (it replaces the remote version only) -- unless a pending journal
   entry still holds the same bytes (possible after a crash between an upload
@@ -168,7 +175,18 @@ class ModelStore(MemoryStore):
         self._armed = None
         self._release.set()
 
+    hook: RaceHook | None = None
+
     def _gate(self, method: str, *args, **kwargs):
+        hook = self.hook
+        if hook is not None:
+            hook.before(method, args)
+        result = self._crash_gate(method, *args, **kwargs)
+        if hook is not None:
+            hook.after(method, args)
+        return result
+
+    def _crash_gate(self, method: str, *args, **kwargs):
         call = getattr(super(), method)
         armed = self._armed
         if armed is None:
@@ -202,6 +220,50 @@ for _method in ("list_page", "head", "get", "put", "create_multipart", "upload_p
                 "abort_multipart", "copy", "delete", "delete_many"):
     setattr(ModelStore, _method,
             (lambda m: lambda self, *a, **kw: self._gate(m, *a, **kw))(_method))
+
+
+class RaceHook:
+    """Hooks around the mount's store calls (run in worker threads) for ``mvdir`` races.
+
+    ``hold_upload``: the first upload call (put, multipart start, metadata self-copy) of a
+    key below ``d/`` blocks until ``release`` is set. ``put_after_copy``: right after the
+    first copy *from* a key below ``d/`` (not a marker), another writer puts ``payload``
+    at that key."""
+
+    def __init__(self, store: ModelStore, *, hold_upload: bool = False, payload: bytes | None = None) -> None:
+        self.store = store
+        self.hold_upload = hold_upload
+        self.payload = payload
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.put_at: str | None = None
+        self._lock = threading.Lock()
+
+    def _first(self, attr: str) -> bool:
+        with self._lock:
+            if getattr(self, attr):
+                return False
+            setattr(self, attr, True)
+            return True
+
+    _held_once = False
+    _put_once = False
+
+    def before(self, method: str, args: tuple) -> None:
+        if not self.hold_upload or not args or not str(args[0]).startswith("d/"):
+            return
+        upload = method in ("put", "create_multipart") or (method == "copy" and args[0] == args[1])
+        if upload and self._first("_held_once"):
+            self.held.set()
+            self.release.wait(30)
+
+    def after(self, method: str, args: tuple) -> None:
+        if self.payload is None or method != "copy" or args[0] == args[1]:
+            return
+        src = str(args[0])
+        if src.startswith("d/") and not src.endswith("/") and self._first("_put_once"):
+            self.put_at = src
+            MemoryStore.put(self.store, src, self.payload, None)
 
 
 class OtherWriter:
@@ -380,8 +442,94 @@ class Model:
         return note + await getattr(self, "op_" + kind)(*args)
 
     async def listed_files(self) -> list[str]:
-        root = [n for n in await self.rig.listdir("") if n != "d"]
-        return sorted(root + ["d/" + n for n in await self.rig.listdir("d")])
+        """Files the mount lists in the root and one directory level down."""
+        out = []
+        for name in await self.rig.listdir(""):
+            if stat.S_ISDIR((await self.rig.stat(name)).mode):
+                out += [f"{name}/{n}" for n in await self.rig.listdir(name)]
+            else:
+                out.append(name)
+        return sorted(out)
+
+    async def files_below(self, d: str) -> dict[str, bytes | None]:
+        if not await self.rig.exists(d):
+            return {}
+        return {n: await self.view(f"{d}/{n}") for n in sorted(await self.rig.listdir(d))}
+
+    async def op_mvdir(self, race: str) -> str:
+        """Rename ``d`` to a fresh name and back (see the module docstring)."""
+        name = f"m{next(self._n)}"
+        before = await self.files_below("d")
+        hook = None
+        if race == "upload":
+            hook = RaceHook(self.store, hold_upload=True)
+        elif race == "other":
+            hook = RaceHook(self.store, payload=self.fresh("other"))
+        self.store.hook = hook
+        note = ""
+        try:
+            try:
+                if race == "upload":
+                    note = await self._rename_during_upload(hook, name)
+                else:
+                    await self.rig.rename("d", name)
+            finally:
+                if hook is not None:
+                    hook.release.set()
+                self.store.hook = None
+        except FsError as exc:
+            assert exc.errno == errno.EPERM and not self.p.allow_delete, f"mv d {name}: unexpected {exc!r}"
+            after = await self.files_below("d")
+            assert after == before, f"EPERM changed d: {before} → {after}"
+            return note + "EPERM"
+        if hook is not None and hook.put_at is not None:
+            self.make_live(hook.payload, f"put by another writer at {hook.put_at} during a directory rename")
+            note += f"other writer put {hook.payload!r} at {hook.put_at!r} after its copy; "
+        moved = await self.files_below(name)
+        assert moved == before, f"after mv d {name}: {name} shows {moved}, d showed {before}"
+        if await self.rig.exists("d"):
+            return note + f"moved d to {name} ({before}); d exists again: {await self.files_below('d')}"
+        await self.rig.rename(name, "d")
+        back = await self.files_below("d")
+        assert back == before, f"after mv {name} d: d shows {back}, showed {before}"
+        return note + f"moved d to {name} and back ({before})"
+
+    async def _rename_during_upload(self, hook: RaceHook, name: str) -> str:
+        """A ``sync`` runs; while its first upload below d/ is held in flight, rename d."""
+        sync_done = trio.Event()
+        renamed = trio.Event()
+        failed: list[FsError] = []
+
+        async def bg_sync() -> None:
+            await self.rig.sync()
+            sync_done.set()
+
+        async def bg_rename() -> None:
+            try:
+                await self.rig.rename("d", name)
+            except FsError as exc:
+                failed.append(exc)
+            finally:
+                renamed.set()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(bg_sync)
+            while not (hook.held.is_set() or sync_done.is_set()):
+                await trio.sleep(0.001)
+            if hook.held.is_set():
+                n.start_soon(bg_rename)
+                # release the upload once the rename waits for it (or, if it does not wait, is done)
+                while not (renamed.is_set() or getattr(self.reconciler, "held_paths", None)):
+                    await trio.sleep(0.001)
+                hook.release.set()
+                await renamed.wait()
+            n.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
+        if not hook.held.is_set():
+            await self.rig.rename("d", name)
+            return "no upload below d to race with; "
+        return "renamed while an upload below d was in flight; "
 
     async def op_write(self, path: str) -> str:
         seen = await self.view(path)
@@ -583,6 +731,7 @@ operations = st.one_of(
     st.tuples(st.just("rename"), paths, paths).filter(lambda op: op[1] != op[2] or op[1].startswith("#")),
     st.just(("restart",)),
     st.tuples(st.just("crash"), st.integers(1, 12), st.sampled_from(["after", "before"])),
+    st.tuples(st.just("mvdir"), st.sampled_from(["none", "upload", "other"])),
 )
 # program lengths spread over 1..25 (a plain st.lists averages about 6 operations)
 programs = st.integers(1, 25).flatmap(lambda n: st.lists(operations, min_size=n, max_size=n))
@@ -681,3 +830,26 @@ def test_regression_manual_conflict_closed_when_edit_renamed_away(tmp_path, allo
         assert rig.status()["conflicts_open"] == 0
 
     run_rig(body, tmp_path, store, write_back_delay=60, metadata_ttl=0, conflict_strategy="manual")
+
+
+# ----------------------------------------------------------------- directory renames
+# The safety issue's item 1, as model programs (each failed before the fix).
+
+
+@pytest.mark.parametrize("params", [Params(allow_delete=True), Params(allow_delete=True, conditional_writes="no"),
+                                    Params(allow_delete=True, multipart=True)],
+                         ids=["conditional", "head-fallback", "multipart"])
+def test_regression_dir_rename_during_upload(params, allow_log):
+    """d/e.txt v2 is uploading during mv d m: the newest bytes end under the new name."""
+    allow_log(ALLOWED_LOGS[0].pattern)
+    out = run_program([("write", "d/e.txt"), ("sync",), ("write", "d/e.txt"), ("mvdir", "upload")], params)
+    assert "renamed while an upload below d was in flight" in out.trace[-1], out.trace
+    assert out.objects.get("d/e.txt") == b"[local 5]", out.objects
+
+
+def test_regression_dir_rename_meets_other_writer_between_copy_and_delete(allow_log):
+    """Another writer replaces d/e.txt right after the rename copied it: both versions stay."""
+    allow_log(ALLOWED_LOGS[0].pattern)
+    out = run_program([("write", "d/e.txt"), ("sync",), ("mvdir", "other")], Params(allow_delete=True))
+    assert "other writer put" in out.trace[-1], out.trace
+    assert b"[local 4]" in out.objects.values() and b"[other 6]" in out.objects.values(), out.objects

@@ -1,0 +1,277 @@
+"""Moving a directory's keys in the bucket (rename(2) of a directory, --allow-delete).
+
+The caller (``RenameOps.rename``) holds the source path in the reconciler
+(``ChangeSink.hold``): no upload or delete of anything below it is in flight or
+starts until the move is done, so the journal and the listing cannot change
+under it by our own doing. Then:
+
+1. List every key below the old prefix (and below the new one, to find objects
+   a copy would replace). ``plan_moves`` (pure) decides per key:
+   - keys that cannot be shown (``a//b``, ``..``, a file hidden by a directory of
+     the same name) are **left in place** and logged (SPEC §3: never modified);
+   - keys with a tombstone keep it (its own conditional delete runs later);
+   - a file with a pending *data* change is not copied: its entry moves and is
+     uploaded afterwards as a new key; the old key is deleted conditionally on
+     the entry's base (another writer's version there is kept);
+   - every other key is copied, conditional on the ETag it was listed with.
+2. Copy (``CopySourceIfMatch``; a source changed since the listing is HEADed and
+   copied in its new version; a vanished one is skipped). An object at the
+   destination the mount never showed is first kept as a conflict copy.
+3. In one journal transaction (no ``await``): entries move, each clean entry gets
+   the ETag of the copy *only if it holds those bytes* (else its cached data is
+   dropped), pending ones stay pending under the new path, and one tombstone per
+   old key records the ETag that was copied.
+4. Delete each old key conditionally on that ETag (``If-Match``, or HEAD then
+   DELETE on servers that ignore it). A 412 means another writer changed it after
+   the copy: their version stays under its name and a conflict is recorded. A
+   transient failure leaves the tombstone for the reconciler to retry.
+
+A failure in step 2 fails the rename with EIO before anything is deleted: some
+keys may then exist twice, none is lost.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import time
+from dataclasses import dataclass
+
+from .. import keys
+from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, PutResult, StoreError
+from ..cache.journal import Conflict, Entry, Tombstone
+from ..errors import FsError
+from ..events import InvalidateInode, PathChanged
+from .base import log
+from .nsops import NamespaceOps
+
+
+@dataclass
+class KeyMove:
+    """One listed key below the old directory and what happens to it."""
+
+    key: str
+    path: str  # the mount path it stands for (a directory for a marker)
+    kind: int  # S_IFDIR for a marker, else S_IFREG
+    etag: str  # as listed (updated if the source changed before the copy)
+    copy: bool  # copy to the new path (else only the entry moves)
+    delete_if: str | None  # delete the old key if it still holds this ETag; None: leave it
+    size: int = 0  # of the version ``etag``
+    result: PutResult | None = None  # the copy's result
+
+
+def split_listing(old_prefix: str, old_path: str, objects: list[ObjectInfo]) -> tuple[
+        list[tuple[ObjectInfo, str, int]], list[str]]:
+    """``(shown, hidden)``: shown keys as ``(info, path, kind)``, and the keys that cannot
+    be shown (SPEC §3) and so must be left in place."""
+    all_keys = {o.key for o in objects}
+    shown, hidden = [], []
+    for o in objects:
+        rel = o.key[len(old_prefix):]
+        is_marker = rel == "" or rel.endswith("/")
+        rel_path = rel.removesuffix("/")
+        if not keys.path_is_representable(rel_path):
+            hidden.append(o.key)
+            continue
+        if not is_marker and any(k.startswith(o.key + "/") for k in all_keys):
+            hidden.append(o.key)  # a file named like a directory: the directory wins
+            continue
+        path = old_path if rel_path == "" else keys.join(old_path, rel_path)
+        shown.append((o, path, stat.S_IFDIR if is_marker else stat.S_IFREG))
+    return shown, hidden
+
+
+def plan_moves(shown: list[tuple[ObjectInfo, str, int]], entries: dict[str, Entry],
+               dead: set[tuple[str, int]]) -> list[KeyMove]:
+    """What to do with each shown key (see the module docstring)."""
+    moves = []
+    for o, path, kind in shown:
+        is_dir_marker = kind == stat.S_IFDIR
+        if (path, stat.S_IFDIR if is_dir_marker else stat.S_IFREG) in dead or \
+                (not is_dir_marker and (path, stat.S_IFLNK) in dead):
+            continue
+        e = entries.get(path)
+        if e is not None and (e.kind == stat.S_IFDIR) != is_dir_marker:
+            e = None
+        if e is not None and e.pending and not e.meta_only and not is_dir_marker:
+            moves.append(KeyMove(o.key, path, kind, o.etag, copy=False, delete_if=e.base_etag, size=o.size))
+        else:
+            moves.append(KeyMove(o.key, path, kind, o.etag, copy=True, delete_if=o.etag, size=o.size))
+    return moves
+
+
+class DirMoveOps(NamespaceOps):
+    async def _rename_dir(self, src, new_path: str, in_bucket: bool) -> None:
+        old_path = src.path
+        moves: list[KeyMove] = []
+        replaced: set[str] = set()
+        if in_bucket:
+            moves, replaced = await self._copy_tree(old_path, new_path)
+        self._move_journal(old_path, new_path, moves, replaced)
+        for path, node in sorted(self.table.by_path.items()):
+            if path == old_path or keys.is_below(path, old_path):
+                self.table.repath(node, keys.rebase(path, old_path, new_path))
+                if node.is_dir:
+                    node.listed_at = float("-inf")  # its keys moved: list the new prefix afresh
+        await self._delete_old_keys(old_path, new_path, [m for m in moves if m.delete_if is not None])
+
+    async def _list_all(self, prefix: str) -> list[ObjectInfo]:
+        out: list[ObjectInfo] = []
+        token = None
+        while True:
+            page = await self.store.list_page(prefix, None, token)
+            out.extend(page.objects)
+            token = page.next_token
+            if not token:
+                return out
+
+    async def _copy_tree(self, old_path: str, new_path: str) -> tuple[list[KeyMove], set[str]]:
+        old_prefix = keys.dir_key(self.opt.prefix, old_path)
+        new_prefix = keys.dir_key(self.opt.prefix, new_path)
+        try:
+            shown, hidden = split_listing(old_prefix, old_path, await self._list_all(old_prefix))
+            existing = {o.key: o.etag for o in await self._list_all(new_prefix)}
+        except StoreError as exc:
+            log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        if hidden:
+            log.warning("rename of directory %r: %d key(s) below it cannot be shown (e.g. %r) and are left "
+                        "in place, so %r stays in the bucket", old_path, len(hidden), hidden[0], old_path)
+        entries = {e.path: e for e in self.journal.under(old_path)}
+        top = self.journal.get(old_path)
+        if top is not None:
+            entries[old_path] = top
+        dead = {(t.path, t.kind) for t in self.journal.tombstones_under(old_path)}
+        t = self.journal.tombstone(old_path)
+        if t is not None:
+            dead.add((t.path, t.kind))
+        moves = plan_moves(shown, entries, dead)
+        replaced: set[str] = set()  # new paths whose tombstone the copy carries out
+        try:
+            for m in moves:
+                if not m.copy:
+                    continue
+                dst_path = keys.rebase(m.path, old_path, new_path)
+                dst_key = new_prefix + m.key[len(old_prefix):]
+                tomb = self.journal.tombstone(dst_path)
+                seen = tomb.base_etag if tomb is not None else None
+                await self._copy_key(m, dst_key, dst_path, existing.get(dst_key), seen)
+                if tomb is not None:
+                    replaced.add(dst_path)
+        except StoreError as exc:
+            log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
+            raise FsError(errno.EIO, f"rename of {old_path!r} failed in the bucket: {exc}") from exc
+        return moves, replaced
+
+    async def _copy_key(self, m: KeyMove, dst_key: str, dst_path: str, dst_etag: str | None,
+                        seen: str | None) -> None:
+        """Copy ``m.key`` (conditional on ``m.etag``) to ``dst_key``. An object at the
+        destination the mount never showed (not ``seen``) is kept as a conflict copy first.
+        A source that vanished meanwhile is not copied (``m.copy`` becomes False)."""
+        if m.kind == stat.S_IFDIR:
+            seen = dst_etag  # a directory marker holds no content: replacing one loses nothing
+        for _attempt in range(4):
+            if dst_etag is not None and dst_etag != seen:
+                await self.conflict_copies.keep_remote_version(
+                    dst_path, dst_etag, seen_etag=seen,
+                    local_to=f"bucket:{dst_key} (directory renamed over it)")
+                seen = dst_etag
+            try:
+                m.result = await self.store.copy_if_match(m.key, dst_key, m.etag, if_none_match=dst_etag is None)
+                return
+            except (PreconditionFailedError, NotFoundError):
+                try:
+                    info = await self.store.head(m.key)
+                    m.etag, m.size = info.etag, info.size
+                except NotFoundError:
+                    m.copy, m.delete_if = False, None  # gone: nothing to move
+                    return
+                try:
+                    dst_etag = (await self.store.head(dst_key)).etag
+                except NotFoundError:
+                    dst_etag = None
+                if m.kind == stat.S_IFDIR:
+                    seen = dst_etag
+                m.delete_if = m.etag
+        raise StoreError(f"{m.key!r} keeps changing in the bucket")
+
+    def _move_journal(self, old_path: str, new_path: str, moves: list[KeyMove], replaced: set[str]) -> None:
+        """Step 3 of the module docstring; no ``await`` (one atomic step on the trio thread)."""
+        by_path = {(m.path, m.kind == stat.S_IFDIR): m for m in moves}
+        changed: list[int] = []
+        top = self.journal.get(old_path)
+        for e in self.journal.under(old_path) + ([top] if top is not None else []):
+            m = by_path.get((e.path, e.kind == stat.S_IFDIR))
+            dst_path = keys.rebase(e.path, old_path, new_path)
+            tomb = self.journal.tombstone(dst_path)
+            dst_base = tomb.base_etag if tomb is not None and dst_path not in replaced else None
+            if m is not None and m.copy and m.result is not None:
+                if e.kind == stat.S_IFDIR or e.base_etag == m.etag:
+                    self.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
+                else:
+                    self._adopt_copied_version(e, m)  # the cache held another version
+            elif e.pending or e.base_etag is None or e.kind == stat.S_IFDIR:
+                # local content (or a directory whose marker must exist): uploaded as a new key
+                self.journal.update(e.id, base_etag=dst_base, base_version=None, meta_only=0)
+                self.journal.bump_dirty(e.id)
+                changed.append(e.id)
+                if tomb is not None:
+                    self.journal.remove_tombstone(dst_path)
+            else:
+                self._drop_entry(e)  # clean, and deleted in the bucket meanwhile
+        for p in replaced:
+            self.journal.remove_tombstone(p)
+        for m in moves:
+            if m.delete_if is not None:
+                self.journal.add_tombstone(Tombstone(m.path, stat.S_IFDIR if m.kind == stat.S_IFDIR
+                                                     else stat.S_IFREG, m.delete_if, time.time()))
+        self.journal.rename_subtree(old_path, new_path)
+        for entry_id in changed:
+            self.sink.changed(entry_id)
+
+    def _adopt_copied_version(self, e: Entry, m: KeyMove) -> None:
+        """The bucket held another version than the cached one (another writer's, not yet
+        seen): the moved entry shows that version; the stale cached bytes are dropped."""
+        assert m.result is not None
+        cf = self.data.peek(e.id)
+        if cf is not None:
+            cf.discard()
+        else:
+            self.data.remove(e.id)
+        self.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id, size=m.size,
+                            complete=int(m.size == 0), ranges=[], meta_only=0, uploaded_gen=e.dirty_gen)
+        node = self.table.by_path.get(e.path)
+        if node is not None and node.entry_id == e.id:
+            node.etag = m.result.etag
+            node.size = m.size
+            node.meta_known = False
+            node.attr_time = float("-inf")
+            node.content_version += 1
+            self.events.publish(InvalidateInode(node.ino))
+        log.info("%r changed in the bucket before it was moved; the moved copy is that version", e.path)
+
+    async def _delete_old_keys(self, old_path: str, new_path: str, moves: list[KeyMove]) -> None:
+        """Step 4 of the module docstring."""
+        for m in moves:
+            try:
+                await self.store.delete_if_match(m.key, m.delete_if)
+            except NotFoundError:
+                pass
+            except PreconditionFailedError:
+                try:
+                    current = (await self.store.head(m.key)).etag
+                except (NotFoundError, StoreError):
+                    current = None
+                self.conflict_copies.record(
+                    Conflict(time=time.time(), path=m.path, kind="delete-refused", strategy="keep-both",
+                             local_etag=m.delete_if, remote_etag=current,
+                             local_to=f"renamed to {keys.rebase(m.path, old_path, new_path)}",
+                             remote_to=f"bucket:{m.key}", resolved=1),
+                    "conflict on %r: moved by a directory rename, but changed in the bucket meanwhile "
+                    "(%s → %s); that version is kept under its name", m.path, m.delete_if, current)
+                self.events.publish(PathChanged(m.path))
+            except StoreError as exc:
+                log.info("could not delete %r after moving it (%s); will retry", m.key, exc)
+                self.sink.tombstoned(m.path)
+                continue
+            self.journal.remove_tombstone(m.path)
