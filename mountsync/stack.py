@@ -25,6 +25,7 @@ from .backend.aio import AsyncStore
 from .backend.base import ObjectStore, StoreError
 from .cache.datafiles import DataStore
 from .cache.eviction import evict
+from .cache.item import Items
 from .cache.journal import Journal
 from .config import MountConfig
 from .core.base import CoreOptions
@@ -45,7 +46,7 @@ class Stack:
     config: MountConfig
     store: AsyncStore
     journal: Journal
-    data: DataStore
+    items: Items
     uploader: Uploader
     reconciler: Reconciler
     fs: FileSystem
@@ -55,6 +56,11 @@ class Stack:
     conflicts: ConflictHandler
     recovered: trio.Event = field(default_factory=trio.Event)  # set once pending items are queued
     carried: Carried = field(default_factory=Carried)  # pending before this run (read in open)
+
+    @property
+    def data(self) -> DataStore:
+        """Where the data files live (layout only)."""
+        return self.items.data
 
     @classmethod
     def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> "Stack":
@@ -67,14 +73,14 @@ class Stack:
                 os.close(lock_fd)
             raise UserError(f"the journal in cache dir {cache_dir} is damaged ({exc}): move the cache dir "
                             "aside (it may hold data not yet uploaded) or use another --cache-dir") from None
-        data = DataStore(cache_dir)
+        items = Items(journal, DataStore(cache_dir))
         astore = AsyncStore(store, max_concurrency=max(16, config.upload_workers * 2))
         events = EventBus()
         copies = ConflictCopies(astore, journal, prefix=config.prefix)
-        conflicts = ConflictHandler(astore, journal, data, events, prefix=config.prefix,
+        conflicts = ConflictHandler(astore, journal, items, events, prefix=config.prefix,
                                     strategy=config.conflict_strategy,
                                     recovery_dir=os.path.join(cache_dir, "recovery"), copies=copies)
-        uploader = Uploader(astore, journal, data, UploadSettings(
+        uploader = Uploader(astore, journal, items, UploadSettings(
             prefix=config.prefix, multipart_threshold=config.multipart_threshold, part_size=config.part_size),
             conflicts)
         reconciler = Reconciler(journal, uploader, write_back_delay=config.write_back_delay,
@@ -86,8 +92,8 @@ class Stack:
             fsync_upload=config.fsync_upload,
             defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
         )
-        fs = FileSystem(astore, journal, data, reconciler, options, events, conflict_copies=copies)
-        stack = cls(config, astore, journal, data, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
+        fs = FileSystem(astore, journal, items, reconciler, options, events, conflict_copies=copies)
+        stack = cls(config, astore, journal, items, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
         stack._recover_local()
         # what the earlier run left, read before the mount serves anything: files created
         # by this run must not be swept into the recovery (they wait for their delay)
@@ -98,7 +104,7 @@ class Stack:
         """Restart after a crash: the data file is the truth for a dirty file's size;
         snapshot leftovers and data files no entry owns are removed; multipart upload ids
         kept in the older ``entries.mpu_id`` column move to ``multipart_uploads``."""
-        self.data.clear_snapshots()
+        self.items.data.clear_snapshots()
         for e in self.journal.with_multipart():
             if e.mpu_id is not None and e.id is not None:
                 self.journal.add_multipart(e.mpu_id, self.config.prefix + e.path, e.id)
@@ -106,16 +112,16 @@ class Stack:
         known = set()
         for e in self.journal.pending():
             if e.kind == stat.S_IFREG and not e.meta_only:
-                size = self.data.file_size(e.id)
+                size = self.items.data.file_size(e.id)
                 if size != e.size:
                     self.journal.update(e.id, size=size)
-        for dirpath, _dirs, files in os.walk(self.data.data_dir):
+        for dirpath, _dirs, files in os.walk(self.items.data.data_dir):
             for name in files:
                 if name.isdigit():
                     known.add(int(name))
         for entry_id in known:
             if self.journal.get_by_id(entry_id) is None:
-                self.data.remove(entry_id)
+                self.items.data.remove(entry_id)
 
     async def check_conditional_writes(self) -> None:
         """Find out once per cache dir whether the server honours conditional writes and
@@ -169,8 +175,8 @@ class Stack:
     async def _evict_periodically(self, interval: float = 10.0) -> None:
         while True:
             await trio.sleep(interval)
-            usage = await trio.to_thread.run_sync(self.data.disk_usage)
-            freed = evict(self.journal, self.data, usage, self.config.max_cache_size)
+            usage = await trio.to_thread.run_sync(self.items.data.disk_usage)
+            freed = evict(self.items, usage, self.config.max_cache_size)
             if freed:
                 log.info("evicted %d bytes of clean cached data (limit %d)", freed, self.config.max_cache_size)
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .datafiles import DataStore
-from .journal import Journal
+from .item import Items
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ def choose_evictions(candidates: list[Candidate], usage: int, limit: int) -> lis
     return out
 
 
-def evict(journal: Journal, data: DataStore, usage: int, limit: int) -> int:
+def evict(items: Items, usage: int, limit: int) -> int:
     """Bring the cache (now ``usage`` bytes) under ``limit`` if clean data allows;
     returns bytes freed.
 
@@ -42,17 +41,16 @@ def evict(journal: Journal, data: DataStore, usage: int, limit: int) -> int:
     if usage <= limit:
         return 0
     candidates = []
-    for e in journal.clean_cached():
+    for e in items.journal.clean_cached():
         entry_id = e.id
         assert entry_id is not None  # rows read from the journal always have one
-        if data.peek(entry_id) is not None:
+        if items.is_open(entry_id):
             continue  # open right now
-        size = data.allocated(entry_id)
+        size = items.data.allocated(entry_id)
         if size:
             candidates.append(Candidate(entry_id, size, e.last_used))
     freed = 0
     for entry_id in choose_evictions(candidates, usage, limit):
-        freed += data.allocated(entry_id)
-        data.remove(entry_id)
-        journal.update(entry_id, complete=0, ranges=[])
+        freed += items.data.allocated(entry_id)
+        items.evict(entry_id)
     return freed

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, fields
 
 from ..errors import FsError
 from ..keys import path_is_representable
+from .state import ItemState, item_state
 
 log = logging.getLogger("mountsync.journal")
 
@@ -144,8 +145,9 @@ class Entry:
         return self.dirty_gen > self.uploaded_gen
 
     @property
-    def remote_exists(self) -> bool:
-        return self.base_etag is not None
+    def state(self) -> ItemState:
+        """The derived state from the persisted fields (no upload in flight assumed)."""
+        return item_state(has_base=self.base_etag is not None, pending=self.pending, settled=self.settled)
 
 
 @dataclass

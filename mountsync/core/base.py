@@ -27,8 +27,8 @@ import trio
 from .. import attrs as attrs_mod
 from .. import keys
 from ..backend.aio import AsyncStore
-from ..backend.base import NotFoundError, StoreError
-from ..cache.datafiles import DataStore
+from ..backend.base import NotFoundError, ObjectInfo, StoreError
+from ..cache.item import Items, RemoteVersion
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
 from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
@@ -69,11 +69,11 @@ def now_ns() -> int:
 
 
 class CoreBase:
-    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore,
+    def __init__(self, store: AsyncStore, journal: Journal, items: Items,
                  sink: ChangeSink, options: CoreOptions, events: EventBus | None = None) -> None:
         self.store = store
         self.journal = journal
-        self.data = data
+        self.items = items
         self.sink = sink
         self.opt = options
         self.events = events if events is not None else EventBus()
@@ -155,7 +155,7 @@ class CoreBase:
         # tombstoned when it started as well as what is tombstoned when it ends
         hidden_before = self._tombstoned_names(d.path)
         # likewise an upload finishing during the listing may be missing from it
-        local_before = {keys.name_of(e.path) for e in self.journal.children(d.path) if self._is_local_state(e)}
+        local_before = {keys.name_of(e.path) for e in self.journal.children(d.path) if e.state.local_wins}
         try:
             objects, prefixes = await list_remote_dir(self.store, dir_prefix)
         except StoreError as exc:
@@ -175,7 +175,7 @@ class CoreBase:
         by_name = {keys.name_of(e.path): e for e in local_entries}
         local = []
         for name, e in by_name.items():
-            if name in remote or self._is_local_state(e) or name in local_before:
+            if name in remote or e.state.local_wins or name in local_before:
                 local.append(LocalChild(name, e.kind))
             elif not self._subtree_has_local_state(e):
                 self._forget_deleted_remotely(e)  # clean copy of something the bucket no longer has
@@ -216,7 +216,7 @@ class CoreBase:
             if node.is_dir:
                 return  # trusted until the parent is listed again
             e = self.entry(node)
-            if e is not None and (e.pending or e.base_etag is None):
+            if e is not None and e.state.local_wins:
                 return  # local state wins until uploaded
             if now - node.attr_time < self.opt.metadata_ttl:
                 return
@@ -225,7 +225,7 @@ class CoreBase:
                 return
             e = self.journal.get(path)
             if e is not None:
-                if self._is_local_state(e):
+                if e.state.local_wins:
                     return
                 self._forget_deleted_remotely(e)  # a stale clean copy: ask the bucket afresh
         try:
@@ -261,7 +261,7 @@ class CoreBase:
         node = parent.children.get(name)
         if node is not None and not node.is_dir:
             e = self.entry(node)
-            if e is not None and (e.pending or e.base_etag is None):
+            if e is not None and e.state.local_wins:
                 return
             if e is not None:
                 self._forget_deleted_remotely(e)
@@ -288,13 +288,8 @@ class CoreBase:
         d.listed_at = float("-inf")
         return children
 
-    @staticmethod
-    def _is_local_state(e: Entry) -> bool:
-        """Does the entry hold something the bucket lacks (pending, or never uploaded)?"""
-        return e.pending or e.base_etag is None
-
     def _subtree_has_local_state(self, e: Entry) -> bool:
-        return e.kind == stat.S_IFDIR and any(self._is_local_state(x) for x in self.journal.under(e.path))
+        return e.kind == stat.S_IFDIR and any(x.state.local_wins for x in self.journal.under(e.path))
 
     def _forget_deleted_remotely(self, e: Entry) -> None:
         """Another writer deleted a clean cached entry: drop its journal entry and data."""
@@ -304,12 +299,12 @@ class CoreBase:
         self._drop_entry(e)
 
     def _drop_entry(self, e: Entry) -> None:
+        assert e.id is not None  # rows read from the journal always have one
         self.journal.delete(e.id)
         node = self.table.by_path.get(e.path)
         if node is not None and node.entry_id == e.id:
             node.etag = e.base_etag  # open handles still read the version they had
-        if self.data.peek(e.id) is None:
-            self.data.remove(e.id)
+        self.items.drop_if_closed(e.id)
 
     def _tombstoned_names(self, dir_path: str) -> set[str]:
         return {keys.name_of(t.path) for t in self.journal.tombstones_under(dir_path)
@@ -337,38 +332,31 @@ class CoreBase:
         node.etag = info.etag
         return node
 
-    def _apply_remote_file(self, node: Node, info) -> None:
+    def _apply_remote_file(self, node: Node, info: ObjectInfo) -> None:
         """A listing saw ``info`` for ``node``'s path: adopt it unless local changes are pending."""
         if not node.is_file and node.kind != stat.S_IFLNK:
             return
         e = self.entry(node)
-        if e is not None and (e.pending or e.base_etag is None):
+        if e is not None and e.state.local_wins:
             return  # local state wins until it is uploaded
         known = e.base_etag if e is not None else node.etag
         if info.etag == known:
             return
-        self.remote_changed(node, e, info.etag, info.size, int(info.last_modified * 1e9), info.metadata)
+        self.remote_changed(node, e, info)
 
-    def remote_changed(self, node: Node, e: Entry | None, etag: str, size: int, mtime_ns: int,
-                       metadata: dict | None) -> None:
+    def remote_changed(self, node: Node, e: Entry | None, info: ObjectInfo) -> None:
         """The bucket holds a new version of a clean node: drop cached bytes, take its attributes."""
-        log.debug("remote change of %r: %s", node.path, etag)
+        log.debug("remote change of %r: %s", node.path, info.etag)
         node.content_version += 1
         self.events.publish(InvalidateInode(node.ino))
-        node.etag = etag
-        node.size = size
-        node.mtime_ns = mtime_ns
+        node.etag = info.etag
+        node.size = info.size
+        node.mtime_ns = int(info.last_modified * 1e9)
         node.meta_known = False
-        if metadata is not None:
-            self.apply_metadata(node, metadata, mtime_ns / 1e9)
-        if e is not None:
-            cf = self.data.peek(e.id)
-            if cf is not None:
-                cf.discard()
-                cf.truncate(size) if size else None
-            else:
-                self.data.remove(e.id)
-            self.journal.update(e.id, base_etag=etag, size=size, complete=int(size == 0), ranges=[],
+        if info.metadata is not None:
+            self.apply_metadata(node, info.metadata, node.mtime_ns / 1e9)
+        if e is not None and e.id is not None:
+            self.items.reset_to(e.id, RemoteVersion(info.etag, info.version_id, info.size),
                                 mode=node.mode, uid=node.uid, gid=node.gid, mtime_ns=node.mtime_ns)
 
     def apply_metadata(self, node: Node, metadata: dict, last_modified: float) -> None:
@@ -454,8 +442,7 @@ class CoreBase:
             return
         self.table.drop(node)
         if node.entry_id is not None and self.journal.get_by_id(node.entry_id) is None:
-            if self.data.peek(node.entry_id) is None:
-                self.data.remove(node.entry_id)
+            self.items.drop_if_closed(node.entry_id)
 
     # ------------------------------------------------------------ events from below
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from .. import keys
 from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, PutResult, StoreError
+from ..cache.item import RemoteVersion
 from ..cache.journal import Conflict, Entry, Tombstone
 from ..errors import FsError
 from ..events import InvalidateInode, PathChanged
@@ -210,10 +211,9 @@ class DirMoveOps(NamespaceOps):
                     self.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
                 else:
                     self._adopt_copied_version(e, m)  # the cache held another version
-            elif e.pending or e.base_etag is None or e.kind == stat.S_IFDIR:
+            elif e.state.local_wins or e.kind == stat.S_IFDIR:
                 # local content (or a directory whose marker must exist): uploaded as a new key
-                self.journal.update(e.id, base_etag=dst_base, base_version=None, meta_only=0)
-                self.journal.bump_dirty(e.id)
+                self.items.move(e.id, dst_base)
                 changed.append(e.id)
                 if tomb is not None:
                     self.journal.remove_tombstone(dst_path)
@@ -233,13 +233,8 @@ class DirMoveOps(NamespaceOps):
         """The bucket held another version than the cached one (another writer's, not yet
         seen): the moved entry shows that version; the stale cached bytes are dropped."""
         assert m.result is not None
-        cf = self.data.peek(e.id)
-        if cf is not None:
-            cf.discard()
-        else:
-            self.data.remove(e.id)
-        self.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id, size=m.size,
-                            complete=int(m.size == 0), ranges=[], meta_only=0, uploaded_gen=e.dirty_gen)
+        assert e.id is not None  # rows read from the journal always have one
+        self.items.reset_to(e.id, RemoteVersion(m.result.etag, m.result.version_id, m.size))
         node = self.table.by_path.get(e.path)
         if node is not None and node.entry_id == e.id:
             node.etag = m.result.etag

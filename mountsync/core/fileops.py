@@ -5,8 +5,9 @@ and touch no network and no journal, except the first write after an upload
 snapshot, which bumps the entry's dirty generation (one small commit).
 
 Invariants:
-- An open handle holds one reference on the node's ``CacheFile`` (``node.cf``
-  is set while ``open_count > 0``).
+- An open handle holds one reference on the node's ``CacheItem`` (``node.item``
+  is set while ``open_count > 0``); the item owns the bytes, the present ranges
+  and their persistence (``cache.item``).
 - A pending data change implies the cache file is complete: the first write
   to an incomplete file fetches the rest first; truncation fetches what it keeps.
 - Concurrent readers of one file fetch under ``node.fetch_lock``, so one
@@ -22,6 +23,7 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -30,7 +32,7 @@ from .. import keys
 from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.eviction import evict
 from ..cache.fetch import FetchTimeout, fetch_chunks
-from ..cache.ranges import RangeSet
+from ..cache.item import CacheItem
 from ..errors import FsError
 from .base import CoreBase, now_ns
 from .nodes import Node
@@ -56,26 +58,33 @@ class FileOps(CoreBase):
 
     # ------------------------------------------------------------ open/close
 
-    def _attach_cache(self, node: Node) -> None:
-        if node.cf is not None:
-            return  # already open: one reference, held while open_count > 0, is shared
+    def _attach_cache(self, node: Node) -> CacheItem:
+        if node.item is not None:
+            return node.item  # already open: one reference, held while open_count > 0, is shared
         e = self.ensure_entry(node)  # FsError(ENOENT) for a removed node not open
-        cf = self.data.acquire(e.id)
-        if not cf.loaded:
-            cf.complete = e.complete
-            cf.ranges = RangeSet(e.ranges)
-            if not e.complete and cf.size_on_disk() != e.size:
-                cf.truncate(e.size)  # sparse, so reads past the cached part find holes
-            cf.loaded = True
-        node.cf = cf
+        assert e.id is not None  # ensure_entry returns a saved row
+        node.item = self.items.open(e.id)
+        return node.item
+
+    def _detach_cache(self, node: Node) -> None:
+        """Drop the node's reference on its item once nothing has it open."""
+        if node.open_count == 0 and node.item is not None:
+            self.items.close(node.item)
+            node.item = None
+
+    @staticmethod
+    def _item(node: Node) -> CacheItem:
+        """The open item of a node that has a handle open (EBADF if it has none)."""
+        if node.item is None:
+            raise FsError(errno.EBADF, f"{node.path!r} is not open")
+        return node.item
 
     def _new_handle(self, node: Node, write: bool) -> int:
         fh = self._next_fh
         self._next_fh += 1
         self.handles[fh] = Handle(node, write)
         node.open_count += 1
-        if write:
-            node.writers += 1
+        if write and node.entry_id is not None:
             self.sink.opened_for_write(node.entry_id)
         return fh
 
@@ -110,7 +119,7 @@ class FileOps(CoreBase):
         """Close-to-open: a clean cached file older than the TTL is checked against the
         bucket (HEAD). Returns whether the kernel may keep its page cache."""
         e = self.entry(node)
-        if e is not None and (e.pending or e.base_etag is None):
+        if e is not None and e.state.local_wins:
             return True
         if trio.current_time() - node.attr_time < self.opt.metadata_ttl:
             return True
@@ -131,7 +140,7 @@ class FileOps(CoreBase):
         known = e.base_etag if e is not None else node.etag
         node.attr_time = trio.current_time()
         if info.etag != known:
-            self.remote_changed(node, e, info.etag, info.size, int(info.last_modified * 1e9), info.metadata)
+            self.remote_changed(node, e, info)
             node.attr_time = trio.current_time()
             return False
         return True
@@ -140,11 +149,10 @@ class FileOps(CoreBase):
         """Write the node's size/mtime/cache ranges to its journal entry (if it still has one)."""
         if node.entry_id is None or node.detached:
             return
-        cf = node.cf
-        changes = dict(size=node.size, mtime_ns=node.mtime_ns, last_used=time.time())
-        if cf is not None:
-            changes.update(complete=int(cf.complete), ranges=[] if cf.complete else cf.ranges.to_list())
-        self.journal.update(node.entry_id, **changes)
+        if node.item is not None:
+            node.item.commit(node.size, node.mtime_ns)
+        else:
+            self.journal.update(node.entry_id, size=node.size, mtime_ns=node.mtime_ns, last_used=time.time())
 
     async def flush(self, fh: int) -> None:
         h = self.handle(fh)
@@ -154,8 +162,8 @@ class FileOps(CoreBase):
     async def fsync(self, fh: int, datasync: bool = False) -> None:
         h = self.handle(fh)
         node = h.node
-        if node.cf is not None:
-            await trio.to_thread.run_sync(node.cf.fsync)
+        if node.item is not None:
+            await trio.to_thread.run_sync(node.item.fsync)
         self._commit(node)
         await trio.to_thread.run_sync(self.journal.make_durable)
         if self.opt.fsync_upload and node.entry_id is not None and not node.detached:
@@ -172,13 +180,9 @@ class FileOps(CoreBase):
         except OSError as exc:
             # (disk full) the data file stays the truth for the size; a restart reads it
             log.info("could not record the close of %r: %s", node.path, exc)
-        if h.write:
-            node.writers -= 1
-            if node.entry_id is not None:
-                self.sink.closed_for_write(node.entry_id)
-        if node.open_count == 0 and node.cf is not None:
-            self.data.release(node.cf)
-            node.cf = None
+        if h.write and node.entry_id is not None:
+            self.sink.closed_for_write(node.entry_id)
+        self._detach_cache(node)
         if node.open_count == 0 and node.deferred_delete is not None:
             path, node.deferred_delete = node.deferred_delete, None
             self.sink.tombstoned(path)
@@ -186,45 +190,45 @@ class FileOps(CoreBase):
 
     # ------------------------------------------------------------ data
 
-    def _mark_dirty(self, node: Node) -> None:
-        cf = node.cf
-        if cf is not None and cf.dirty_since_snapshot:
-            return
+    def _mark_dirty(self, node: Node, item: CacheItem) -> None:
+        """Record a data change (before its bytes land); the first since the last upload
+        snapshot bumps the entry's generation and tells the reconciler."""
         if node.entry_id is None or node.detached:
             return
-        self.journal.bump_dirty(node.entry_id)
-        if cf is not None:
-            cf.dirty_since_snapshot = True
-        self.sink.changed(node.entry_id)
+        if item.mark_dirty():
+            self.sink.changed(node.entry_id)
+
+    def _write_once(self, node: Node, item: CacheItem, data: bytes, offset: int) -> int:
+        self._mark_dirty(node, item)
+        return item.pwrite(data, offset)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         h = self.handle(fh)
         if not h.write:
             raise FsError(errno.EBADF)
         node = h.node
-        cf = node.cf
-        if not cf.complete:
+        item = self._item(node)
+        if not item.complete:
             # the first write to a partly cached file brings in the rest, so that a
             # pending upload always has the whole content (deferred from open so
             # that open(O_TRUNC) or a truncate to 0 never downloads)
             await self._fetch(node, 0, node.size, whole=True)
-        await cf.wait_writable()
+        await item.wait_writable()
         # keep a reserve free on the cache disk, so the journal can always record that
         # uploads finished (which is what lets clean data be evicted again)
-        short = DISK_RESERVE + len(data) - self.data.free_bytes()
+        short = DISK_RESERVE + len(data) - self.items.data.free_bytes()
         if short > 0:
             self._make_room(short)
-            if self.data.free_bytes() < DISK_RESERVE + len(data):
+            if self.items.data.free_bytes() < DISK_RESERVE + len(data):
                 raise FsError(errno.ENOSPC, "cache disk full of data not uploaded yet")
         # record the change before the bytes land, so it is never left unrecorded;
         # on a full disk, make room once by dropping clean cached data
-        n = self._with_room(lambda: (self._mark_dirty(node), cf.pwrite(data, offset))[1])
-        if offset + n > node.size:
-            node.size = offset + n
+        n = self._with_room(lambda: self._write_once(node, item, data, offset))
+        node.size = max(node.size, offset + n)
         node.mtime_ns = node.ctime_ns = now_ns()
         return n
 
-    def _with_room(self, fn):
+    def _with_room(self, fn: Callable[[], int]) -> int:
         try:
             return fn()
         except OSError as exc:
@@ -236,55 +240,53 @@ class FileOps(CoreBase):
         """The cache disk is (nearly) full: drop clean cached files that are not open,
         least recently used first, until ``needed`` bytes are freed or none is left.
         Returns whether anything was freed."""
-        freed = evict(self.journal, self.data, usage=needed, limit=0)
+        freed = evict(self.items, usage=needed, limit=0)
         if freed:
             log.info("cache disk full: evicted %d bytes of clean cached data", freed)
         return freed > 0
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         node = self.handle(fh).node
-        cf = node.cf
+        item = self._item(node)
         end = min(offset + size, node.size)
         if end <= offset:
             return b""
-        if not cf.complete and not cf.ranges.contains(offset, end):
+        if not item.present(offset, end):
             await self._fetch(node, offset, end - offset)
         node.read_end = end
-        return cf.pread(end - offset, offset)
+        return item.pread(end - offset, offset)
 
     async def truncate(self, node: Node, size: int) -> None:
         """Set a file's size; the result is a complete local copy with a pending upload."""
         self.writable()
-        self._attach_cache(node)
+        item = self._attach_cache(node)
         node.open_count += 1  # like a handle: the cache file stays open until we are done
         try:
-            cf = node.cf
-            if not cf.complete and size > 0:
+            if not item.complete and size > 0:
                 await self._fetch(node, 0, min(size, node.size), whole=True)
-            await cf.wait_writable()
-            cf.truncate(size)
-            cf.mark_complete()
+            await item.wait_writable()
+            item.truncate(size)
+            item.mark_complete()
             node.size = size
             node.mtime_ns = node.ctime_ns = now_ns()
-            self._mark_dirty(node)
+            self._mark_dirty(node, item)
             self._commit(node)
             if node.entry_id is not None:
                 self.sink.changed(node.entry_id)
         finally:
             node.open_count -= 1
-            if node.open_count == 0 and node.cf is not None:
-                self.data.release(node.cf)
-                node.cf = None
+            self._detach_cache(node)
 
     async def _fetch(self, node: Node, offset: int, size: int, *, whole: bool = False) -> None:
         """Bring ``[offset, offset+size)`` (plus read-ahead) into the cache file, or with
         ``whole`` everything up to ``offset+size``, in bounded chunks (``cache.fetch``):
         each ranged GET has its own ``read_timeout``, each chunk is recorded as present
         when it lands, so a failed fetch leaves what arrived and a retry resumes."""
+        assert node.fetch_lock is not None  # a regular file's
         async with node.fetch_lock:
-            cf = node.cf
+            item = self._item(node)
             end = min(node.size, offset + size)
-            if cf.complete or cf.ranges.contains(offset, end):
+            if item.present(offset, end):
                 return
             if whole:
                 start, want = 0, node.size if size >= node.size else end
@@ -303,17 +305,17 @@ class FileOps(CoreBase):
             version = node.content_version
 
             def wanted() -> bool:  # the same version of the same file, still incomplete
-                return not cf.complete and node.cf is cf and node.content_version == version
+                return not item.complete and node.item is item and node.content_version == version
 
             landed = False
 
             def land(body: bytes, at: int) -> None:
                 nonlocal landed
-                cf.pwrite(body, at)
+                item.pwrite(body, at)
                 landed = True
 
             try:
-                await fetch_chunks(self.store, key, etag, cf.ranges.missing(start, want), land,
+                await fetch_chunks(self.store, key, etag, item.missing(start, want), land,
                                    timeout=self.opt.read_timeout, still_wanted=wanted)
             except FetchTimeout:
                 log.warning("reading %r timed out after %gs: the endpoint does not answer",
@@ -331,8 +333,8 @@ class FileOps(CoreBase):
                     self._commit_quietly(node)  # what landed survives a failure and a restart
             if not wanted():
                 return
-            if cf.ranges.contains(0, node.size):
-                cf.mark_complete()
+            if item.present(0, node.size):
+                item.mark_complete()
             if node.open_count == 0 or whole:
                 self._commit(node)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import trio
 
-from ..cache.datafiles import CacheFile
+from ..cache.item import CacheItem
 from ..errors import FsError
 
 ROOT_INO = 1
@@ -60,9 +60,9 @@ MAX_ABSENT_NAMES = 4096  # per directory; beyond that the oldest answers are dro
 class Node:
     __slots__ = (
         "ino", "kind", "path", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns",
-        "etag", "meta_known", "attr_time", "nlookup", "open_count", "writers",
+        "etag", "meta_known", "attr_time", "nlookup", "open_count",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
-        "cf", "fetch_lock", "read_end", "readahead", "content_version", "kernel_version",
+        "item", "fetch_lock", "read_end", "readahead", "content_version", "kernel_version",
         "deferred_delete", "absent_at",
     )
 
@@ -82,7 +82,6 @@ class Node:
         self.attr_time = 0.0  # when remote attributes were last fetched (trio time)
         self.nlookup = 0
         self.open_count = 0
-        self.writers = 0
         self.detached = False
         self.entry_id: int | None = None
         # directories
@@ -94,7 +93,7 @@ class Node:
         # symlinks
         self.target: str | None = None
         # files
-        self.cf: CacheFile | None = None  # open data file while any handle is open
+        self.item: CacheItem | None = None  # the open cache item while any handle is open
         self.fetch_lock = trio.Lock() if kind == stat.S_IFREG else None
         self.read_end = -1
         self.readahead = 0

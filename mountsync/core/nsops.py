@@ -249,7 +249,7 @@ class NamespaceOps(FileOps):
         row = self.journal.get(path)
         if row is None:
             return
-        if self._is_local_state(row):
+        if row.state.local_wins:
             log.info("%r has local changes that the listing did not show; showing them", path)
             node = self._node_from(path, row.kind, None, row)
             if node.is_dir:
@@ -290,12 +290,9 @@ class NamespaceOps(FileOps):
             existing.nlookup += 1
             return fh, existing.attr(self.ttl_for(existing))
         node = await self._new_entry_node(parent, name, stat.S_IFREG, mode, uid, gid)
-        self._attach_cache(node)
-        cf = node.cf
-        assert cf is not None and node.entry_id is not None  # a new entry, its cache file just attached
-        cf.truncate(0)
-        cf.mark_complete()
-        cf.dirty_since_snapshot = True  # the entry was born dirty (generation 1)
+        item = self._attach_cache(node)
+        assert node.entry_id is not None  # a new entry, its row just saved
+        item.born_dirty()  # generation 1, complete and empty
         fh = self._new_handle(node, True)
         self.sink.changed(node.entry_id)
         node.nlookup += 1
@@ -401,7 +398,7 @@ class NamespaceOps(FileOps):
         if changes.size is not None:
             if node.is_dir:
                 raise FsError(errno.EISDIR)
-            if node.detached and node.cf is None:
+            if node.detached and node.item is None:
                 node.size = changes.size  # removed and closed: nothing is kept for it
             else:
                 await self.truncate(node, changes.size)
@@ -422,7 +419,7 @@ class NamespaceOps(FileOps):
                 e = self.ensure_entry(node)
                 assert e.id is not None  # ensure_entry returns a saved row
                 self.journal.update(e.id, **meta)
-                self.journal.bump_dirty(e.id, meta_only=e.base_etag is not None and node.kind != stat.S_IFDIR)
+                self.items.mark_changed(e.id, meta_only=e.base_etag is not None and node.kind != stat.S_IFDIR)
                 self.sink.changed(e.id)
         return node.attr(self.ttl_for(node))
 

@@ -152,8 +152,7 @@ class RenameOps(DirMoveOps):
             self.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
         self.journal.rename_subtree(old_path, new_path)
         # over an existing object, the file now stands for cloud data (§6)
-        self.journal.update(e.id, base_etag=dst_base, meta_only=0, settled=int(e.settled or dst_base is not None))
-        self.journal.bump_dirty(e.id)
+        self.items.move(e.id, dst_base, settled=int(e.settled or dst_base is not None))
         self.table.repath(src, new_path)
         src.etag = dst_base
         if src_remote:

@@ -43,8 +43,8 @@ import trio
 from .. import keys
 from ..backend.aio import AsyncStore
 from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, TransientError
-from ..cache.datafiles import DataStore
 from ..cache.fetch import fetch_chunks
+from ..cache.item import Items, RemoteVersion
 from ..cache.journal import Conflict, Entry, Journal
 from ..conflicts import conflict_name, decide, strip_conflict_suffix
 from ..events import EntryMoved, EntryReset, EventBus, PathChanged
@@ -136,12 +136,12 @@ class ConflictCopies:
 
 
 class ConflictHandler:
-    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, events: EventBus, *,
+    def __init__(self, store: AsyncStore, journal: Journal, items: Items, events: EventBus, *,
                  prefix: str, strategy: str, recovery_dir: str, host: str | None = None,
                  copies: ConflictCopies | None = None) -> None:
         self.store = store
         self.journal = journal
-        self.data = data
+        self.items = items
         self.events = events
         self.prefix = prefix
         self.strategy = strategy
@@ -184,8 +184,7 @@ class ConflictHandler:
                          remote_to=f"bucket:{key}")
             old = e.path
             self.journal.rename_subtree(old, new_path)
-            self.journal.update(e.id, base_etag=None, base_version=None, meta_only=0)
-            self.journal.bump_dirty(e.id)
+            self.items.move(e.id, None)
             self.events.publish(EntryMoved(e.id, old, new_path))
             raise ResolvedElsewhere(requeue=True)
         if res.upload_local_as == "original":
@@ -210,16 +209,9 @@ class ConflictHandler:
 
     def reset_to_remote(self, e: Entry, remote: ObjectInfo) -> None:
         """Forget the local version of ``e``: the entry becomes a clean view of ``remote``."""
-        cf = self.data.peek(e.id)
-        if cf is not None:
-            cf.discard()
-        else:
-            self.data.remove(e.id)
-        fresh = self.journal.get_by_id(e.id)
-        self.journal.update(e.id, base_etag=remote.etag, base_version=remote.version_id,
-                            uploaded_gen=fresh.dirty_gen if fresh else e.dirty_gen, meta_only=0,
-                            size=remote.size, complete=int(remote.size == 0), ranges=[],
-                            mtime_ns=_mtime_ns(remote) or e.mtime_ns, error=None, attempts=0)
+        assert e.id is not None
+        self.items.reset_to(e.id, RemoteVersion(remote.etag, remote.version_id, remote.size),
+                            mtime_ns=_mtime_ns(remote) or e.mtime_ns)
         self.events.publish(EntryReset(e.id, e.path))
 
     def _record(self, e: Entry, kind: str, strategy: str, remote: ObjectInfo | None, *,
@@ -250,11 +242,8 @@ class ConflictHandler:
         if e.kind == stat.S_IFLNK:
             await trio.to_thread.run_sync(_write_private, dest, (e.target or "").encode())
             return dest
-        cf = self.data.acquire(e.id)
-        try:
-            await cf.snapshot(dest, lambda: 0)
-        finally:
-            self.data.release(cf)
+        assert e.id is not None
+        await self.items.copy_to(e.id, dest)
         return dest
 
     # ------------------------------------------------------------ deletes

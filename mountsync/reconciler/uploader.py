@@ -16,7 +16,6 @@ bucket changed under the local edit), other ``StoreError`` (stop the item).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
@@ -28,7 +27,7 @@ from .. import attrs as attrs_mod
 from .. import keys
 from ..backend.aio import AsyncStore
 from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
-from ..cache.datafiles import DataStore
+from ..cache.item import Items
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
 from .conflict import ConflictHandler, ResolvedElsewhere
@@ -66,11 +65,11 @@ def object_key(prefix: str, e_path: str, kind: int) -> str:
 class Uploader:
     """Stateless apart from progress counters; all journal access on the trio thread."""
 
-    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, settings: UploadSettings,
+    def __init__(self, store: AsyncStore, journal: Journal, items: Items, settings: UploadSettings,
                  conflicts: ConflictHandler) -> None:
         self.store = store
         self.journal = journal
-        self.data = data
+        self.items = items
         self.s = settings
         self.conflicts = conflicts
         self.conditional_writes = True  # False: the server ignores If-Match; check with HEAD first
@@ -107,12 +106,7 @@ class Uploader:
             # renamed while uploading: the new path still needs its upload; the
             # object now at the old key is reported (tombstoned by the caller if allowed)
             raise RenamedDuringUpload(path_at_start, result.etag)
-        changes = dict(base_etag=result.etag, base_version=result.version_id,
-                       uploaded_gen=max(gen, e.uploaded_gen), error=None, attempts=0, next_attempt=0)
-        if gen >= e.dirty_gen:
-            changes["meta_only"] = 0
-        self.journal.update(entry_id, **changes)
-        return self.journal.get_by_id(entry_id)
+        return self.items.record_upload(e, gen, result.etag, result.version_id)
 
     async def _check_base(self, key: str, base: str | None, *, always: bool = False) -> None:
         """For servers that ignore conditional headers: compare with HEAD just before
@@ -173,28 +167,9 @@ class Uploader:
             raise ResolvedElsewhere(requeue=False) from None
 
     async def _upload_data(self, e: Entry, key: str) -> tuple[PutResult, int]:
-        cf = self.data.acquire(e.id)
-        snap = os.path.join(self.data.snap_dir, f"{e.id}.upload")
-        try:
-            try:
-                size, gen = await cf.snapshot(snap, lambda: self._gen_of(e.id))
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                _unlink(snap)
-                # no room for a snapshot: send the cache file itself; writers to this
-                # one file wait until it is sent (the snapshot gate stays closed)
-                log.info("cache disk full: uploading %r in place, without a snapshot", e.path)
-                async with cf.exclusive():
-                    gen = self._gen_of(e.id)
-                    cf.dirty_since_snapshot = False
-                    return await self._send(e, key, cf.path, cf.size_on_disk(), gen)
-        finally:
-            self.data.release(cf)
-        try:
-            return await self._send(e, key, snap, size, gen)
-        finally:
-            _unlink(snap)
+        assert e.id is not None
+        async with self.items.upload_source(e.id, e.path) as snap:
+            return await self._send(e, key, snap.path, snap.size, snap.gen)
 
     async def _send(self, e: Entry, key: str, source: str, size: int, gen: int) -> tuple[PutResult, int]:
         """Upload the file at ``source`` (a snapshot, or the gated cache file) as ``key``."""
@@ -239,10 +214,6 @@ class Uploader:
             return None
         log.info("%r already holds this version (an upload finished before a restart)", key)
         return PutResult(etag=remote.etag, version_id=remote.version_id)
-
-    def _gen_of(self, entry_id: int) -> int:
-        e = self.journal.get_by_id(entry_id)
-        return e.dirty_gen if e is not None else 0
 
     async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict, base: str | None) -> PutResult:
         """One multipart upload. Its id is committed to the journal before the first part
@@ -378,13 +349,6 @@ class RenamedDuringUpload(Exception):
         super().__init__(old_path)
         self.old_path = old_path
         self.etag = etag
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _read_at(path: str, offset: int, length: int) -> bytes:

@@ -20,7 +20,7 @@ def test_eviction_drops_clean_lru_data_and_refetches_it(tmp_path):
         stack = rig.stack
         usage = stack.data.disk_usage()
         assert usage >= 5 * 256 * 1024
-        freed = evict(stack.journal, stack.data, usage, limit=2 * 256 * 1024 + 8192)
+        freed = evict(stack.items, usage, limit=2 * 256 * 1024 + 8192)
         assert freed >= 2 * 256 * 1024
         # the least recently used (f0, f1) went first; the dirty file stayed
         j = stack.journal
