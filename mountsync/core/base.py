@@ -189,11 +189,11 @@ class CoreBase:
             if node is not None and node.kind != kind and not (node.kind == stat.S_IFLNK and kind == stat.S_IFREG):
                 self.detach(node)
                 node = None
-            e = by_name.get(name)
+            info = remote[name].info if name in remote else None
             if node is None:
-                node = self._node_from(path, kind, remote.get(name), e)
-            elif name in remote and remote[name].info is not None:
-                self._apply_remote_file(node, remote[name].info)
+                node = self._node_from(path, kind, remote.get(name), by_name.get(name))
+            elif info is not None:
+                self._apply_remote_file(node, info)
             if node.is_dir and name in remote:
                 node.remote = True
             new[name] = node
@@ -209,6 +209,8 @@ class CoreBase:
 
     async def refresh_child(self, parent: Node, name: str) -> None:
         """Bring ``parent.children[name]`` up to date with the bucket for this one name."""
+        if parent.children is None:
+            return  # never listed: the listing will bring the name
         node = parent.children.get(name)
         path = keys.join(parent.path, name)
         now = trio.current_time()
@@ -235,19 +237,21 @@ class CoreBase:
         except StoreError as exc:
             log.debug("HEAD %r failed (%s); keeping what we know", path, exc)
             return
-        if parent.detached:
+        children = parent.children
+        if parent.detached or children is None:
             return
-        node = parent.children.get(name)
+        node = children.get(name)
         if info is not None:
             if node is not None and node.is_dir:
                 return  # a directory of the same name wins (SPEC §3)
             if node is None:
                 node = self._node_from(path, stat.S_IFREG, RemoteChild(name, stat.S_IFREG, info), None)
-                parent.children[name] = node
+                children[name] = node
             else:
                 self._apply_remote_file(node, info)
             node.etag = node.etag or info.etag
-            node.size = info.size if self.entry(node) is None or not self.entry(node).pending else node.size
+            current = self.entry(node)
+            node.size = info.size if current is None or not current.pending else node.size
             self.apply_metadata(node, info.metadata or {}, info.last_modified)
             if symlinks.is_symlink_object(info) and node.kind != stat.S_IFLNK:
                 node.meta_known = False  # ensure_meta turns it into a symlink node
@@ -258,19 +262,22 @@ class CoreBase:
             log.debug("LIST %r failed (%s); keeping what we know", path, exc)
             return
         is_dir = bool(page.objects or page.prefixes)
-        node = parent.children.get(name)
+        children = parent.children
+        if children is None:
+            return
+        node = children.get(name)
         if node is not None and not node.is_dir:
             e = self.entry(node)
             if e is not None and e.state.local_wins:
                 return
             if e is not None:
                 self._forget_deleted_remotely(e)
-            parent.children.pop(name, None)
+            children.pop(name, None)
             self.detach(node)  # deleted (or replaced by a directory) in the bucket
             self.events.publish(InvalidateEntry(parent.ino, name))
             node = None
         if is_dir and node is None:
-            parent.children[name] = self._node_from(path, stat.S_IFDIR, None, None)
+            children[name] = self._node_from(path, stat.S_IFDIR, None, None)
 
     def _offline_listing(self, d: Node) -> dict[str, Node]:
         """Children from the journal alone (no remote listing); ``listed_at`` stays old."""
