@@ -83,6 +83,18 @@ class CacheItem:
         if row is not None and not row.complete and self.size_on_disk() != row.size:
             os.ftruncate(self._fd, row.size)  # sparse, so reads past the cached part find holes
 
+    # -- references (Items pairs them)
+    def acquire(self) -> None:
+        self._refs += 1
+
+    def release(self) -> bool:
+        """Drop one reference; the last one closes the descriptor (returns True)."""
+        self._refs -= 1
+        if self._refs > 0:
+            return False
+        os.close(self._fd)
+        return True
+
     # -- content
     @property
     def complete(self) -> bool:
@@ -140,9 +152,9 @@ class CacheItem:
         self._journal.update(self.id, size=size, mtime_ns=mtime_ns, last_used=time.time(),
                              complete=int(self._complete), ranges=[] if self._complete else self._ranges.to_list())
 
-    def _discard(self, size: int) -> None:
+    def drop_content(self, size: int) -> None:
         """Forget the content (another version replaces it): a sparse file of ``size``
-        with nothing present, clean."""
+        with nothing present, clean. Only ``Items.reset_to`` calls it (with the row)."""
         os.ftruncate(self._fd, 0)
         if size:
             os.ftruncate(self._fd, size)
@@ -217,13 +229,11 @@ class Items:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             item = CacheItem(self.journal, entry_id, path, self.journal.get_by_id(entry_id))
             self._open[entry_id] = item
-        item._refs += 1
+        item.acquire()
         return item
 
     def close(self, item: CacheItem) -> None:
-        item._refs -= 1
-        if item._refs <= 0:
-            os.close(item._fd)
+        if item.release():
             self._open.pop(item.id, None)
 
     def is_open(self, entry_id: int) -> bool:
@@ -255,7 +265,7 @@ class Items:
         ``attrs``: the attributes (mode, uid, gid, mtime_ns) that come with it."""
         item = self._open.get(entry_id)
         if item is not None:
-            item._discard(remote.size)
+            item.drop_content(remote.size)
         else:
             self.data.remove(entry_id)
         row = self.journal.get_by_id(entry_id)

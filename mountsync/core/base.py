@@ -19,7 +19,7 @@ import logging
 import stat
 import time
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
@@ -61,7 +61,7 @@ class CoreOptions:
     negative_metadata_ttl: float | None = None  # None: same as metadata_ttl
     read_timeout: float = 30.0
     fsync_upload: bool = False
-    defaults: attrs_mod.Defaults = attrs_mod.Defaults(0, 0, 0o644, 0o755)
+    defaults: attrs_mod.Defaults = field(default_factory=lambda: attrs_mod.Defaults(0, 0, 0o644, 0o755))
 
 
 def now_ns() -> int:
@@ -386,7 +386,7 @@ class CoreBase:
             self.detach(node)
             if parent.children is not None:
                 parent.children.pop(keys.name_of(node.path), None)
-            raise FsError(errno.ENOENT)
+            raise FsError(errno.ENOENT) from None
         except StoreError as exc:
             log.debug("HEAD %r failed: %s", node.path, exc)
             return node  # show listing attributes while the endpoint is away
