@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import trio
 
 from .. import attrs as attrs_mod
-from .. import keys
-from ..backend.aio import AsyncStore
+from ..backend.bucket import Bucket
 from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
 from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
@@ -48,7 +47,6 @@ class StillChanging(ConflictError):
 
 @dataclass
 class UploadSettings:
-    prefix: str = ""
     multipart_threshold: int = 64 * 1024**2
     part_size: int = 16 * 1024**2
     part_concurrency: int = 4
@@ -59,14 +57,10 @@ def metadata_for(e: Entry) -> dict[str, str]:
     return attrs_mod.to_metadata(attrs_mod.Attrs(mode=mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns))
 
 
-def object_key(prefix: str, e_path: str, kind: int) -> str:
-    return keys.dir_key(prefix, e_path) if kind == stat.S_IFDIR else keys.file_key(prefix, e_path)
-
-
 class Uploader:
     """Stateless apart from progress counters; all journal access on the trio thread."""
 
-    def __init__(self, store: AsyncStore, journal: Journal, data: DataStore, settings: UploadSettings,
+    def __init__(self, store: Bucket, journal: Journal, data: DataStore, settings: UploadSettings,
                  conflicts: ConflictHandler) -> None:
         self.store = store
         self.journal = journal
@@ -83,7 +77,7 @@ class Uploader:
         if e is None or not e.pending:
             return e
         path_at_start = e.path
-        key = object_key(self.s.prefix, e.path, e.kind)
+        key = self.store.object_key(e.path, e.kind)
         if e.kind == stat.S_IFDIR:
             gen = e.dirty_gen
             result = await self.store.put(key, b"", metadata_for(e))
@@ -119,11 +113,8 @@ class Uploader:
         the upload (a race remains between this HEAD and the PUT; see docs/SEMANTICS.md)."""
         if self.conditional_writes and not always:
             return
-        try:
-            current = (await self.store.head(key)).etag
-        except NotFoundError:
-            current = None
-        if current != base:
+        remote = await self.store.head_or_none(key)
+        if (remote.etag if remote else None) != base:
             raise ConflictError(f"{key!r} changed in the bucket under a local edit")
 
     async def _put(self, key: str, body, metadata: dict, base: str | None) -> PutResult:
@@ -162,10 +153,7 @@ class Uploader:
             await self._check_base(key, e.base_etag)
             return await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
         except (PreconditionFailedError, NotFoundError, ConflictError):
-            try:
-                remote = await self.store.head(key)
-            except NotFoundError:
-                remote = None
+            remote = await self.store.head_or_none(key)
             if remote is None:
                 # deleted remotely: the whole local file must go up, which needs its bytes
                 raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated")
@@ -226,9 +214,8 @@ class Uploader:
         meets our own object: recognise it by its ETag instead of calling it a conflict."""
         if snapshot is None:
             return None
-        try:
-            remote = await self.store.head(key)
-        except NotFoundError:
+        remote = await self.store.head_or_none(key)
+        if remote is None:
             return None
         size = os.stat(snapshot).st_size
         if remote.size != size:
@@ -340,15 +327,12 @@ class Uploader:
         t = self.journal.tombstone(path)
         if t is None:
             return
-        key = object_key(self.s.prefix, t.path, t.kind)
+        key = self.store.object_key(t.path, t.kind)
         try:
             await self.store.delete_if_match(key, t.base_etag)
         except PreconditionFailedError:
-            try:
-                current = (await self.store.head(key)).etag
-            except NotFoundError:
-                current = None
-            self.conflicts.on_delete_refused(t.path, t.base_etag, current)
+            remote = await self.store.head_or_none(key)
+            self.conflicts.on_delete_refused(t.path, t.base_etag, remote.etag if remote else None)
             return
         except NotFoundError:
             pass
