@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import trio
 
 from .attrs import Defaults
-from .backend.bucket import Bucket
 from .backend.base import ObjectStore, StoreError
+from .backend.bucket import Bucket
 from .cache.datafiles import DataStore
 from .cache.eviction import evict
 from .cache.journal import Journal
@@ -34,7 +34,7 @@ from .events import EventBus
 from .reconciler.conflict import ConflictCopies, ConflictHandler
 from .reconciler.probe import probe_server
 from .reconciler.reconciler import Carried, Reconciler, SyncResult, carried_over
-from .reconciler.uploader import UploadSettings, Uploader
+from .reconciler.uploader import Uploader, UploadSettings
 from .trust import lock_cache_dir, prepare_cache_dir
 
 log = logging.getLogger("mountsync")

@@ -1,5 +1,5 @@
 """Carrying out conflict decisions (SPEC §7). The decisions themselves are pure
-(``mountsync.conflicts``); this module does the I/O around them.
+(``mountsync.conflict_rules``); this module does the I/O around them.
 
 A conflict is detected by the server (412 on a conditional PUT, complete or
 delete, or 404 on ``If-Match`` when the object was deleted) or, on servers
@@ -46,7 +46,7 @@ from ..backend.base import ObjectInfo, PreconditionFailedError, TransientError
 from ..cache.datafiles import DataStore
 from ..cache.fetch import fetch_chunks
 from ..cache.journal import Conflict, Entry, Journal
-from ..conflicts import conflict_name, decide, strip_conflict_suffix
+from ..conflict_rules import conflict_name, decide, strip_conflict_suffix
 from ..events import EntryMoved, EntryReset, EventBus, PathChanged
 
 log = logging.getLogger("mountsync.conflict")

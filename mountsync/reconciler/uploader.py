@@ -20,13 +20,14 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
 
 from .. import attrs as attrs_mod
+from ..backend.base import Body, NotFoundError, PreconditionFailedError, PutResult, StoreError
 from ..backend.bucket import Bucket
-from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
 from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
@@ -117,7 +118,7 @@ class Uploader:
         if (remote.etag if remote else None) != base:
             raise ConflictError(f"{key!r} changed in the bucket under a local edit")
 
-    async def _put(self, key: str, body, metadata: dict, base: str | None) -> PutResult:
+    async def _put(self, key: str, body: Body, metadata: dict[str, str], base: str | None) -> PutResult:
         await self._check_base(key, base)
         try:
             if base is None:
@@ -128,24 +129,37 @@ class Uploader:
                 raise
             raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
 
-    async def _put_resolving(self, e: Entry, key: str, open_body, metadata: dict, snapshot: str | None) -> PutResult:
-        """Conditional PUT; on a conflict, let the conflict handler decide (it may move the
-        entry or reset it, raising ResolvedElsewhere, or let the local version win)."""
+    async def _resolving(self, e: Entry, key: str, snapshot: str | None,
+                         attempt: Callable[[str | None], Awaitable[PutResult]]) -> PutResult:
+        """Run ``attempt`` (one conditional upload against a base ETag); on a conflict, let
+        the conflict handler decide (it may move the entry or reset it, raising
+        ResolvedElsewhere, or let the local version win: then try again on its ETag).
+        Our own earlier upload (a crash before its commit) is recognised, not a conflict."""
         base = e.base_etag
         for _attempt in range(3):
-            body = open_body()
             try:
-                return await self._put(key, body, metadata, base)
+                return await attempt(base)
             except ConflictError:
                 own = await self._own_earlier_upload(key, snapshot)
                 if own is not None:
                     return own
                 base = await self.conflicts.on_upload_conflict(e, snapshot)
                 e = self.journal.get_by_id(e.id) or e
-            finally:
-                if hasattr(body, "close"):
-                    body.close()
         raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
+
+    async def _put_resolving(self, e: Entry, key: str, open_body: Callable[[], Body], metadata: dict[str, str],
+                             snapshot: str | None) -> PutResult:
+        """Conditional PUT of a fresh ``open_body()`` per attempt, conflicts resolved."""
+
+        async def put_once(base: str | None) -> PutResult:
+            body = open_body()
+            try:
+                return await self._put(key, body, metadata, base)
+            finally:
+                if not isinstance(body, bytes):
+                    body.close()
+
+        return await self._resolving(e, key, snapshot, put_once)
 
     async def _update_metadata(self, e: Entry, key: str) -> PutResult:
         """chmod/chown/utime of an uploaded file: a self-copy with new metadata."""
@@ -192,18 +206,11 @@ class Uploader:
         try:
             self.progress[e.id] = (0, size)
             if size >= self.s.multipart_threshold:
-                base = e.base_etag
-                for _attempt in range(3):
-                    try:
-                        await self._check_base(key, base)
-                        return await self._multipart(e, key, snap, size, md, base), gen
-                    except ConflictError:
-                        own = await self._own_earlier_upload(key, snap)
-                        if own is not None:
-                            return own, gen
-                        base = await self.conflicts.on_upload_conflict(e, snap)
-                        e = self.journal.get_by_id(e.id) or e
-                raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
+                async def multipart_once(base: str | None) -> PutResult:
+                    await self._check_base(key, base)
+                    return await self._multipart(e, key, snap, size, md, base)
+
+                return await self._resolving(e, key, snap, multipart_once), gen
             result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)
             return result, gen
         finally:
