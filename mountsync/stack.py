@@ -32,8 +32,9 @@ from .core.filesystem import FileSystem
 from .errors import UserError
 from .events import EventBus
 from .reconciler.conflict import ConflictCopies, ConflictHandler
+from .reconciler.items import Carried, SyncResult, carried_over
 from .reconciler.probe import probe_server
-from .reconciler.reconciler import Carried, Reconciler, SyncResult, carried_over
+from .reconciler.reconciler import Reconciler
 from .reconciler.uploader import Uploader, UploadSettings
 from .trust import lock_cache_dir, prepare_cache_dir
 

@@ -29,7 +29,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
-
 # --------------------------------------------------------------------- errors
 
 

@@ -36,8 +36,8 @@ from collections.abc import Callable
 
 import trio
 
-from ..backend.bucket import Bucket
 from ..backend.base import PreconditionFailedError, StoreError, TransientError
+from ..backend.bucket import Bucket
 
 CHUNK = 8 * 1024 * 1024
 PARALLEL = 4

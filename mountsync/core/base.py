@@ -27,8 +27,8 @@ import trio
 
 from .. import attrs as attrs_mod
 from .. import keys
-from ..backend.bucket import Bucket
 from ..backend.base import NotFoundError, StoreError
+from ..backend.bucket import Bucket
 from ..cache.datafiles import DataStore
 from ..cache.journal import Entry, Journal
 from ..errors import FsError

@@ -14,8 +14,8 @@ import logging
 import stat
 
 from .. import attrs as attrs_mod
-from ..backend.bucket import Bucket
 from ..backend.base import ObjectInfo, StoreError
+from ..backend.bucket import Bucket
 from ..cache.fetch import fetch_chunks
 from ..errors import FsError
 

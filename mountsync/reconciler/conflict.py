@@ -41,8 +41,8 @@ import time
 import trio
 
 from .. import keys
-from ..backend.bucket import Bucket
 from ..backend.base import ObjectInfo, PreconditionFailedError, TransientError
+from ..backend.bucket import Bucket
 from ..cache.datafiles import DataStore
 from ..cache.fetch import fetch_chunks
 from ..cache.journal import Conflict, Entry, Journal

@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from ..backend.bucket import Bucket, ServerCaps
 from ..backend.base import PreconditionFailedError, StoreError
+from ..backend.bucket import Bucket, ServerCaps
 
 log = logging.getLogger("mountsync.reconciler")
 
