@@ -106,7 +106,7 @@ class Stack:
                 self.journal.update(e.id, mpu_id=None)
         known = set()
         for e in self.journal.pending():
-            if e.kind == stat.S_IFREG and not e.meta_only:
+            if e.kind == stat.S_IFREG and not e.meta_only and e.id is not None:
                 size = self.data.file_size(e.id)
                 if size != e.size:
                     self.journal.update(e.id, size=size)
@@ -128,8 +128,9 @@ class Stack:
         elif None in known.values() and not self.config.read_only:
             caps = await probe_server(self.store)
             for n in names:
-                known[n] = "yes" if getattr(caps, n) else "no"
-                self.journal.set_meta(n, known[n])
+                answer = "yes" if getattr(caps, n) else "no"
+                known[n] = answer
+                self.journal.set_meta(n, answer)
         for n in names:
             setattr(self.store.caps, n, known[n] != "no")
         self.uploader.conditional_writes = self.store.caps.conditional_writes

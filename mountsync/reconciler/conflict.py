@@ -143,6 +143,7 @@ class ConflictHandler:
     async def on_upload_conflict(self, e: Entry, snapshot: str | None, strategy: str | None = None) -> str:
         """The bucket changed under the local edit of ``e``. Returns the ETag to retry the
         upload against (local wins), or raises ResolvedElsewhere."""
+        assert e.id is not None  # a row read from the journal
         strategy = strategy or self.overrides.pop(e.id, None) or self.strategy
         key = self.store.key(e.path)
         remote = await self.store.head_or_none(key)
@@ -231,6 +232,7 @@ class ConflictHandler:
         return dest
 
     async def _recover_local(self, c: Conflict, e: Entry) -> str:
+        assert e.id is not None  # a row read from the journal
         dest = os.path.join(self.recovery_dir, f"{c.id}-local")
         if e.kind == stat.S_IFLNK:
             await trio.to_thread.run_sync(_write_private, dest, (e.target or "").encode())

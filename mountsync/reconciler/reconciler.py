@@ -415,12 +415,12 @@ class Reconciler:
                 if len(failed) == len(remaining):
                     return SyncResult(False, done, [f"{self._describe(i)}: {self.stopped[i]}" for i in failed])
                 await self._progress.wait()
-        remaining = [i for i, g in targets.items() if not self._satisfied(i, g)]
-        for i in remaining:
+        left = [i for i, g in targets.items() if not self._satisfied(i, g)]
+        for i in left:
             self.forced.discard(i)
-        return SyncResult(False, len(targets) - len(remaining),
-                          [f"{self._describe(i)}: {self.stopped[i]}" for i in remaining if i in self.stopped],
-                          [self._describe(i) for i in remaining if i not in self.stopped])
+        return SyncResult(False, len(targets) - len(left),
+                          [f"{self._describe(i)}: {self.stopped[i]}" for i in left if i in self.stopped],
+                          [self._describe(i) for i in left if i not in self.stopped])
 
     async def resolve(self, path: str, keep: str, timeout: float = 120.0) -> SyncResult:
         """Resolve a conflict left for the user (strategy manual): keep ``local``,

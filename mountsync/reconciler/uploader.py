@@ -136,6 +136,8 @@ class Uploader:
         ResolvedElsewhere, or let the local version win: then try again on its ETag).
         Our own earlier upload (a crash before its commit) is recognised, not a conflict."""
         base = e.base_etag
+        entry_id = e.id
+        assert entry_id is not None  # a row read from the journal
         for _attempt in range(3):
             try:
                 return await attempt(base)
@@ -144,7 +146,7 @@ class Uploader:
                 if own is not None:
                     return own
                 base = await self.conflicts.on_upload_conflict(e, snapshot)
-                e = self.journal.get_by_id(e.id) or e
+                e = self.journal.get_by_id(entry_id) or e
         raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
 
     async def _put_resolving(self, e: Entry, key: str, open_body: Callable[[], Body], metadata: dict[str, str],
@@ -343,7 +345,7 @@ class Uploader:
             return
         except NotFoundError:
             pass
-        if self.journal.tombstone(path) is not None and self.journal.tombstone(path).created == t.created:
+        if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
 
 
