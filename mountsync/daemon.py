@@ -232,7 +232,7 @@ class Daemon:
 
         The mount goes away right after, uploaded or not: what is still pending
         stays in the cache (journal + data files) and goes up at the next mount.
-        Store calls still running are abandoned (``AsyncStore``), so stopping
+        Store calls still running are abandoned (``Bucket``), so stopping
         does not wait for the network."""
         result = await self.live.drain(max(0.0, timeout))
         self._drained = True

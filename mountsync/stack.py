@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import trio
 
 from .attrs import Defaults
-from .backend.aio import AsyncStore
 from .backend.base import ObjectStore, StoreError
+from .backend.bucket import Bucket
 from .cache.datafiles import DataStore
 from .cache.eviction import evict
 from .cache.item import Items
@@ -33,9 +33,10 @@ from .core.filesystem import FileSystem
 from .errors import UserError
 from .events import EventBus
 from .reconciler.conflict import ConflictCopies, ConflictHandler
+from .reconciler.items import Carried, SyncResult, carried_over
 from .reconciler.probe import probe_server
-from .reconciler.reconciler import Carried, Reconciler, SyncResult, carried_over
-from .reconciler.uploader import UploadSettings, Uploader
+from .reconciler.reconciler import Reconciler
+from .reconciler.uploader import Uploader, UploadSettings
 from .trust import lock_cache_dir, prepare_cache_dir
 
 log = logging.getLogger("mountsync")
@@ -44,7 +45,7 @@ log = logging.getLogger("mountsync")
 @dataclass
 class Stack:
     config: MountConfig
-    store: AsyncStore
+    store: Bucket
     journal: Journal
     items: Items
     uploader: Uploader
@@ -74,26 +75,26 @@ class Stack:
             raise UserError(f"the journal in cache dir {cache_dir} is damaged ({exc}): move the cache dir "
                             "aside (it may hold data not yet uploaded) or use another --cache-dir") from None
         items = Items(journal, DataStore(cache_dir))
-        astore = AsyncStore(store, max_concurrency=max(16, config.upload_workers * 2))
+        bucket = Bucket(store, prefix=config.prefix, max_concurrency=max(16, config.upload_workers * 2))
         events = EventBus()
-        copies = ConflictCopies(astore, journal, prefix=config.prefix)
-        conflicts = ConflictHandler(astore, journal, items, events, prefix=config.prefix,
+        copies = ConflictCopies(bucket, journal)
+        conflicts = ConflictHandler(bucket, journal, items, events,
                                     strategy=config.conflict_strategy,
                                     recovery_dir=os.path.join(cache_dir, "recovery"), copies=copies)
-        uploader = Uploader(astore, journal, items, UploadSettings(
-            prefix=config.prefix, multipart_threshold=config.multipart_threshold, part_size=config.part_size),
+        uploader = Uploader(bucket, journal, items, UploadSettings(
+            multipart_threshold=config.multipart_threshold, part_size=config.part_size),
             conflicts)
         reconciler = Reconciler(journal, uploader, write_back_delay=config.write_back_delay,
                                 workers=config.upload_workers, allow_delete=config.allow_delete)
         options = CoreOptions(
-            prefix=config.prefix, read_only=config.read_only, allow_delete=config.allow_delete,
+            read_only=config.read_only, allow_delete=config.allow_delete,
             metadata_ttl=config.metadata_ttl, read_timeout=config.read_timeout,
             negative_metadata_ttl=config.negative_metadata_ttl,
             fsync_upload=config.fsync_upload,
             defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
         )
-        fs = FileSystem(astore, journal, items, reconciler, options, events, conflict_copies=copies)
-        stack = cls(config, astore, journal, items, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
+        fs = FileSystem(bucket, journal, items, reconciler, options, events, conflict_copies=copies)
+        stack = cls(config, bucket, journal, items, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
         stack._recover_local()
         # what the earlier run left, read before the mount serves anything: files created
         # by this run must not be swept into the recovery (they wait for their delay)
@@ -107,11 +108,11 @@ class Stack:
         self.items.data.clear_snapshots()
         for e in self.journal.with_multipart():
             if e.mpu_id is not None and e.id is not None:
-                self.journal.add_multipart(e.mpu_id, self.config.prefix + e.path, e.id)
+                self.journal.add_multipart(e.mpu_id, self.store.key(e.path), e.id)
                 self.journal.update(e.id, mpu_id=None)
         known = set()
         for e in self.journal.pending():
-            if e.kind == stat.S_IFREG and not e.meta_only:
+            if e.kind == stat.S_IFREG and not e.meta_only and e.id is not None:
                 size = self.items.data.file_size(e.id)
                 if size != e.size:
                     self.journal.update(e.id, size=size)
@@ -131,10 +132,11 @@ class Stack:
         if self.config.conditional_writes in ("yes", "no"):
             known = dict.fromkeys(names, self.config.conditional_writes)
         elif None in known.values() and not self.config.read_only:
-            caps = await probe_server(self.store, self.config.prefix)
+            caps = await probe_server(self.store)
             for n in names:
-                known[n] = "yes" if getattr(caps, n) else "no"
-                self.journal.set_meta(n, known[n])
+                answer = "yes" if getattr(caps, n) else "no"
+                known[n] = answer
+                self.journal.set_meta(n, answer)
         for n in names:
             setattr(self.store.caps, n, known[n] != "no")
         self.uploader.conditional_writes = self.store.caps.conditional_writes

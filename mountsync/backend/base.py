@@ -2,8 +2,8 @@
 
 The protocol is deliberately small and *synchronous*: every method may block on
 the network. Callers on the trio loop never call it directly; they go through
-``mountsync.backend.aio.AsyncStore``, which runs each call in a worker thread
-under a capacity limit. That keeps the implementations (boto3, the in-memory
+``mountsync.backend.bucket.Bucket``, which runs each call in a worker thread
+under a capacity limit (and builds the keys). That keeps the implementations (boto3, the in-memory
 fake, the fault-injecting wrapper) free of any async machinery and lets the
 conformance suite call them plainly.
 
@@ -28,7 +28,6 @@ import errno
 import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
-
 
 # --------------------------------------------------------------------- errors
 

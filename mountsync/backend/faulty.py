@@ -65,7 +65,7 @@ ExcSpec = BaseException | type[BaseException] | Callable[[], BaseException]
 def _make_exc(spec: ExcSpec, op: str) -> BaseException:
     if isinstance(spec, BaseException):
         return copy.copy(spec)  # a fresh object per raise: tracebacks are not shared
-    if isinstance(spec, type) and issubclass(spec, BaseException):
+    if isinstance(spec, type):
         try:
             return spec(f"injected failure in {op}")
         except TypeError:
@@ -280,9 +280,9 @@ class FaultyStore:
             raise UnreachableError(f"injected: endpoint down ({op})", code="Injected")
         spec = self._take_rule(op, key, "before") or random_spec
         if spec is not None:
-            exc = _make_exc(spec, op)
-            self._record(op, key, f"injected:{type(exc).__name__}")
-            raise exc
+            injected = _make_exc(spec, op)
+            self._record(op, key, f"injected:{type(injected).__name__}")
+            raise injected
         if delay:
             time.sleep(delay)
         gate = self._gate_for(op, key, "before")
@@ -298,9 +298,9 @@ class FaultyStore:
             gate._wait()
         spec = self._take_rule(op, key, "after")
         if spec is not None:
-            exc = _make_exc(spec, op)
-            self._record(op, key, f"injected:{type(exc).__name__}")
-            raise exc
+            injected = _make_exc(spec, op)
+            self._record(op, key, f"injected:{type(injected).__name__}")
+            raise injected
         self._record(op, key, "ok")
         return result
 

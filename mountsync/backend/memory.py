@@ -186,6 +186,7 @@ class MemoryStore:
             i = bisect.bisect_left(self._keys, start)
             keys = self._keys
             next_token: str | None = None
+            resume: str | None = None  # where the next page starts: just after the last item taken
             while i < len(keys) and keys[i].startswith(prefix):
                 if len(objects) + len(prefixes) >= limit:
                     # One more item exists: the page is truncated here.
@@ -193,7 +194,7 @@ class MemoryStore:
                     break
                 key = keys[i]
                 cut = key.find(delimiter, len(prefix)) if delimiter else -1
-                if cut >= 0:
+                if delimiter and cut >= 0:
                     common = key[: cut + len(delimiter)]
                     prefixes.append(common)
                     resume = _after_prefix(common)

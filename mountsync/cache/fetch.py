@@ -36,8 +36,8 @@ from collections.abc import Callable
 
 import trio
 
-from ..backend.aio import AsyncStore
 from ..backend.base import PreconditionFailedError, StoreError, TransientError
+from ..backend.bucket import Bucket
 
 CHUNK = 8 * 1024 * 1024
 PARALLEL = 4
@@ -65,7 +65,7 @@ def plan_chunks(missing: list[tuple[int, int]], chunk: int = CHUNK) -> list[tupl
     return out
 
 
-async def fetch_chunks(store: AsyncStore, key: str, etag: str | None, missing: list[tuple[int, int]],
+async def fetch_chunks(store: Bucket, key: str, etag: str | None, missing: list[tuple[int, int]],
                        land: Callable[[bytes, int], object], *, timeout: float = DEFAULT_TIMEOUT,
                        chunk: int = CHUNK, parallel: int = PARALLEL,
                        still_wanted: Callable[[], bool] = lambda: True) -> None:

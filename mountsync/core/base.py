@@ -9,7 +9,8 @@ Concurrency contract: everything runs on the trio thread. Code between two
 ``await``\\ s is atomic, so a journal call plus the matching node update is
 never observed half-done. Operations that await (listing, HEAD, GET) re-check
 their preconditions after the await where it matters. Network calls go only
-through ``self.store`` (an AsyncStore: worker threads under a limiter).
+through ``self.store`` (the ``Bucket`` facade: worker threads under a limiter;
+it also builds every object key).
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import trio
 
 from .. import attrs as attrs_mod
 from .. import keys
-from ..backend.aio import AsyncStore
 from ..backend.base import NotFoundError, ObjectInfo, StoreError
+from ..backend.bucket import Bucket
 from ..cache.item import Items, RemoteVersion
 from ..cache.journal import Entry, Journal
 from ..errors import FsError
 from ..events import EntryMoved, EntryReset, EventBus, InvalidateEntry, InvalidateInode, PathChanged
 from . import symlinks
-from .namespace import LocalChild, RemoteChild, list_remote_dir, merge_children, parse_listing
+from .namespace import LocalChild, RemoteChild, merge_children, parse_listing
 from .nodes import ROOT_INO, InodeTable, Node
 
 log = logging.getLogger("mountsync.core")
@@ -54,7 +55,6 @@ class ChangeSink(Protocol):
 
 @dataclass(frozen=True)
 class CoreOptions:
-    prefix: str = ""
     read_only: bool = False
     allow_delete: bool = False
     metadata_ttl: float = 5.0
@@ -69,7 +69,7 @@ def now_ns() -> int:
 
 
 class CoreBase:
-    def __init__(self, store: AsyncStore, journal: Journal, items: Items,
+    def __init__(self, store: Bucket, journal: Journal, items: Items,
                  sink: ChangeSink, options: CoreOptions, events: EventBus | None = None) -> None:
         self.store = store
         self.journal = journal
@@ -105,7 +105,7 @@ class CoreBase:
         return self.journal.get_by_id(node.entry_id) if node.entry_id is not None else None
 
     def key(self, path: str) -> str:
-        return keys.file_key(self.opt.prefix, path)
+        return self.store.key(path)
 
     def writable(self) -> None:
         if self.opt.read_only:
@@ -150,14 +150,14 @@ class CoreBase:
         """The directory's children, listed from the bucket at most once per TTL."""
         if d.children is not None and not force and trio.current_time() - d.listed_at < self.opt.metadata_ttl:
             return d.children
-        dir_prefix = keys.dir_key(self.opt.prefix, d.path)
+        dir_prefix = self.store.dir_key(d.path)
         # deletes done while the listing is under way may still be in it: hide what was
         # tombstoned when it started as well as what is tombstoned when it ends
         hidden_before = self._tombstoned_names(d.path)
         # likewise an upload finishing during the listing may be missing from it
         local_before = {keys.name_of(e.path) for e in self.journal.children(d.path) if e.state.local_wins}
         try:
-            objects, prefixes = await list_remote_dir(self.store, dir_prefix)
+            listing = await self.store.list_all(dir_prefix)
         except StoreError as exc:
             if d.children is not None:
                 log.debug("listing %r failed (%s); using the cached listing", d.path, exc)
@@ -170,7 +170,7 @@ class CoreBase:
             return self._offline_listing(d)
         if d.detached:
             return d.children or {}
-        remote, marker = parse_listing(dir_prefix, objects, prefixes, self._on_invalid)
+        remote, marker = parse_listing(dir_prefix, listing.objects, listing.prefixes, self._on_invalid)
         local_entries = self.journal.children(d.path)
         by_name = {keys.name_of(e.path): e for e in local_entries}
         local = []
@@ -257,7 +257,7 @@ class CoreBase:
                 node.meta_known = False  # ensure_meta turns it into a symlink node
             return
         try:
-            page = await self.store.list_page(keys.dir_key(self.opt.prefix, path), "/", None, 1)
+            page = await self.store.list_page(self.store.dir_key(path), "/", None, 1)
         except StoreError as exc:
             log.debug("LIST %r failed (%s); keeping what we know", path, exc)
             return
@@ -408,7 +408,7 @@ class CoreBase:
     async def _dir_meta(self, node: Node) -> None:
         """A directory's attributes come from its marker's metadata (s3fs style), if it has one."""
         try:
-            info = await self.store.head(keys.dir_key(self.opt.prefix, node.path))
+            info = await self.store.head(self.store.dir_key(node.path))
         except NotFoundError:
             node.meta_known = True  # implicit directory: the defaults
             node.attr_time = trio.current_time()

@@ -116,22 +116,13 @@ class DirMoveOps(NamespaceOps):
                     node.listed_at = float("-inf")  # its keys moved: list the new prefix afresh
         await self._delete_old_keys(old_path, new_path, [m for m in moves if m.delete_if is not None])
 
-    async def _list_all(self, prefix: str) -> list[ObjectInfo]:
-        out: list[ObjectInfo] = []
-        token = None
-        while True:
-            page = await self.store.list_page(prefix, None, token)
-            out.extend(page.objects)
-            token = page.next_token
-            if not token:
-                return out
-
     async def _copy_tree(self, old_path: str, new_path: str) -> tuple[list[KeyMove], set[str]]:
-        old_prefix = keys.dir_key(self.opt.prefix, old_path)
-        new_prefix = keys.dir_key(self.opt.prefix, new_path)
+        old_prefix = self.store.dir_key(old_path)
+        new_prefix = self.store.dir_key(new_path)
         try:
-            shown, hidden = split_listing(old_prefix, old_path, await self._list_all(old_prefix))
-            existing = {o.key: o.etag for o in await self._list_all(new_prefix)}
+            below_old = await self.store.list_all(old_prefix, recursive=True)
+            shown, hidden = split_listing(old_prefix, old_path, below_old.objects)
+            existing = {o.key: o.etag for o in (await self.store.list_all(new_prefix, recursive=True)).objects}
         except StoreError as exc:
             log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
             raise FsError(errno.EIO, str(exc)) from exc

@@ -1,7 +1,7 @@
 """``FileSystem``: the core's public API, combining the operation mixins.
 
 Construct it with everything it needs (no wiring after construction):
-an ``AsyncStore``, the ``Journal``, the ``DataStore``, a ``ChangeSink`` (the
+a ``Bucket`` (backend.bucket: keys, threads, pagination), the ``Journal``, the ``DataStore``, a ``ChangeSink`` (the
 reconciler), ``CoreOptions``, the ``EventBus`` and the ``ConflictCopies`` shared
 with the reconciler (renames keep other writers' versions through it). All methods run on the trio thread and
 raise ``FsError`` with a definite errno.

@@ -1,7 +1,7 @@
 """Directory listings: the bucket's view of one directory, and how it merges with local state.
 
-``parse_listing`` and ``merge_children`` are pure; ``list_remote_dir`` is the
-thin I/O shell that pages through ``ListObjectsV2`` with a delimiter.
+``parse_listing`` and ``merge_children`` are pure; the listing itself comes from
+``Bucket.list_all`` (which owns pagination).
 
 Rules (SPEC §3):
 - A common prefix is a directory; a zero-byte key ending in ``/`` is a marker.
@@ -82,17 +82,3 @@ def merge_children(
     for lc in local:
         out[lc.name] = lc.kind
     return out
-
-
-async def list_remote_dir(store, dir_prefix: str) -> tuple[list[ObjectInfo], list[str]]:
-    """All pages of one directory level (``store`` is an AsyncStore)."""
-    objects: list[ObjectInfo] = []
-    prefixes: list[str] = []
-    token: str | None = None
-    while True:
-        page = await store.list_page(dir_prefix, "/", token)
-        objects.extend(page.objects)
-        prefixes.extend(page.prefixes)
-        token = page.next_token
-        if not token:
-            return objects, prefixes

@@ -14,8 +14,8 @@ import logging
 import stat
 
 from .. import attrs as attrs_mod
-from ..backend.aio import AsyncStore
 from ..backend.base import ObjectInfo, StoreError
+from ..backend.bucket import Bucket
 from ..cache.fetch import fetch_chunks
 from ..errors import FsError
 
@@ -29,7 +29,7 @@ def is_symlink_object(info: ObjectInfo) -> bool:
     return attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and info.size <= SYMLINK_MAX
 
 
-async def read_target(store: AsyncStore, key: str, info: ObjectInfo, timeout: float) -> str:
+async def read_target(store: Bucket, key: str, info: ObjectInfo, timeout: float) -> str:
     """The target of a symlink object (version ``info.etag``); EIO if it cannot be read now."""
     buf = bytearray(info.size)
 

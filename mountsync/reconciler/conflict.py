@@ -1,5 +1,5 @@
 """Carrying out conflict decisions (SPEC §7). The decisions themselves are pure
-(``mountsync.conflicts``); this module does the I/O around them.
+(``mountsync.conflict_rules``); this module does the I/O around them.
 
 A conflict is detected by the server (412 on a conditional PUT, complete or
 delete, or 404 on ``If-Match`` when the object was deleted) or, on servers
@@ -41,12 +41,12 @@ import time
 import trio
 
 from .. import keys
-from ..backend.aio import AsyncStore
-from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, TransientError
+from ..backend.base import ObjectInfo, PreconditionFailedError, TransientError
+from ..backend.bucket import Bucket
 from ..cache.fetch import fetch_chunks
 from ..cache.item import Items, RemoteVersion
 from ..cache.journal import Conflict, Entry, Journal
-from ..conflicts import conflict_name, decide, strip_conflict_suffix
+from ..conflict_rules import conflict_name, decide, strip_conflict_suffix
 from ..events import EntryMoved, EntryReset, EventBus, PathChanged
 
 log = logging.getLogger("mountsync.conflict")
@@ -69,10 +69,9 @@ class ConflictCopies:
     ``reserved`` holds every conflict path this process chose (never reused, even if
     the copy failed); all state is touched on the trio thread only."""
 
-    def __init__(self, store: AsyncStore, journal: Journal, *, prefix: str, host: str | None = None) -> None:
+    def __init__(self, store: Bucket, journal: Journal, *, host: str | None = None) -> None:
         self.store = store
         self.journal = journal
-        self.prefix = prefix
         self.host = host or socket.gethostname()
         self.reserved: set[str] = set()
 
@@ -81,16 +80,10 @@ class ConflictCopies:
         that is in neither the journal nor the bucket nor reserved; it is reserved."""
         parent, name = keys.parent_of(path), keys.name_of(path)
         original = strip_conflict_suffix(name)
-        stem_prefix = keys.dir_key(self.prefix, parent) + original.split(".")[0]
+        stem_prefix = self.store.dir_key(parent) + original.split(".")[0]
         taken = {keys.name_of(x.path) for x in self.journal.children(parent)}
         taken.update(keys.name_of(p) for p in self.reserved if keys.parent_of(p) == parent)
-        token = None
-        while True:
-            page = await self.store.list_page(stem_prefix, "/", token)
-            taken.update(keys.name_of(o.key) for o in page.objects)
-            token = page.next_token
-            if not token:
-                break
+        taken.update(keys.name_of(o.key) for o in (await self.store.list_all(stem_prefix)).objects)
         chosen = keys.join(parent, conflict_name(original, time.time(), self.host, taken))
         self.reserved.add(chosen)
         return chosen
@@ -107,10 +100,10 @@ class ConflictCopies:
         free conflict name, conditional on the source still being ``etag`` and on the
         name being free, and record the conflict. Returns the conflict path.
         PreconditionFailedError / NotFoundError: the source changed meanwhile."""
-        key = self.prefix + path
+        key = self.store.key(path)
         for _attempt in range(5):
             cpath = await self.free_path(path)
-            ckey = self.prefix + cpath
+            ckey = self.store.key(cpath)
             if await self._exists(ckey):
                 continue
             try:
@@ -128,25 +121,20 @@ class ConflictCopies:
         raise TransientError(f"no free conflict name for {path!r}; will try again")
 
     async def _exists(self, key: str) -> bool:
-        try:
-            await self.store.head(key)
-        except NotFoundError:
-            return False
-        return True
+        return await self.store.head_or_none(key) is not None
 
 
 class ConflictHandler:
-    def __init__(self, store: AsyncStore, journal: Journal, items: Items, events: EventBus, *,
-                 prefix: str, strategy: str, recovery_dir: str, host: str | None = None,
+    def __init__(self, store: Bucket, journal: Journal, items: Items, events: EventBus, *,
+                 strategy: str, recovery_dir: str, host: str | None = None,
                  copies: ConflictCopies | None = None) -> None:
         self.store = store
         self.journal = journal
         self.items = items
         self.events = events
-        self.prefix = prefix
         self.strategy = strategy
         self.recovery_dir = recovery_dir
-        self.copies = copies or ConflictCopies(store, journal, prefix=prefix, host=host)
+        self.copies = copies or ConflictCopies(store, journal, host=host)
         self.overrides: dict[int, str] = {}  # entry id → strategy chosen by 'mountsync resolve'
         os.makedirs(recovery_dir, mode=0o700, exist_ok=True)
 
@@ -155,12 +143,10 @@ class ConflictHandler:
     async def on_upload_conflict(self, e: Entry, snapshot: str | None, strategy: str | None = None) -> str:
         """The bucket changed under the local edit of ``e``. Returns the ETag to retry the
         upload against (local wins), or raises ResolvedElsewhere."""
+        assert e.id is not None  # a row read from the journal
         strategy = strategy or self.overrides.pop(e.id, None) or self.strategy
-        key = self.prefix + e.path
-        try:
-            remote = await self.store.head(key)
-        except NotFoundError:
-            remote = None
+        key = self.store.key(e.path)
+        remote = await self.store.head_or_none(key)
         if remote is not None and remote.etag == e.base_etag:
             return remote.etag  # the condition failed for another reason: just retry
         remote_mtime = _mtime_ns(remote) if remote is not None else None
@@ -180,7 +166,7 @@ class ConflictHandler:
             raise ResolvedElsewhere(requeue=True)
         if res.upload_local_as == "conflict-name":
             new_path = await self.copies.free_path(e.path)
-            self._record(e, kind, strategy, remote, local_to=f"bucket:{self.prefix + new_path}",
+            self._record(e, kind, strategy, remote, local_to=f"bucket:{self.store.key(new_path)}",
                          remote_to=f"bucket:{key}")
             old = e.path
             self.journal.rename_subtree(old, new_path)
@@ -204,7 +190,7 @@ class ConflictHandler:
         """A metadata-only change met a newer remote version: the bucket's version wins
         (the local side had no content change to keep)."""
         self._record(e, "modified", self.strategy, remote, local_to="metadata change dropped",
-                     remote_to=f"bucket:{self.prefix + e.path}")
+                     remote_to=f"bucket:{self.store.key(e.path)}")
         self.reset_to_remote(e, remote)
 
     def reset_to_remote(self, e: Entry, remote: ObjectInfo) -> None:
@@ -238,6 +224,7 @@ class ConflictHandler:
         return dest
 
     async def _recover_local(self, c: Conflict, e: Entry) -> str:
+        assert e.id is not None  # a row read from the journal
         dest = os.path.join(self.recovery_dir, f"{c.id}-local")
         if e.kind == stat.S_IFLNK:
             await trio.to_thread.run_sync(_write_private, dest, (e.target or "").encode())
@@ -252,7 +239,7 @@ class ConflictHandler:
         """A local delete met a newer remote version: keep it, show it again, record it."""
         c = Conflict(time=time.time(), path=path, kind="delete-refused", strategy=self.strategy,
                      local_etag=base_etag, remote_etag=remote_etag, local_to="deleted locally",
-                     remote_to=f"bucket:{self.prefix + path}", resolved=1)
+                     remote_to=f"bucket:{self.store.key(path)}", resolved=1)
         self.copies.record(c, "conflict on %r: deleted here but changed in the bucket (%s → %s); the "
                               "bucket's version is kept and shown again", path, base_etag, remote_etag)
         self.journal.remove_tombstone(path)

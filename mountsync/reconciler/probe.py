@@ -22,17 +22,17 @@ from __future__ import annotations
 import logging
 import uuid
 
-from ..backend.aio import AsyncStore, ServerCaps
-from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
+from ..backend.base import PreconditionFailedError, StoreError
+from ..backend.bucket import Bucket, ServerCaps
 
 log = logging.getLogger("mountsync.reconciler")
 
 _WRONG_ETAG = "0" * 32
 
 
-async def probe_server(store: AsyncStore, prefix: str) -> ServerCaps:
+async def probe_server(store: Bucket) -> ServerCaps:
     """Probe the server behind ``store`` (see the module docstring) and return what it honours."""
-    key = f"{prefix}.mountsync-probe-{uuid.uuid4().hex}"
+    key = store.key(f".mountsync-probe-{uuid.uuid4().hex}")
     key2 = key + "-copy"
     await store.put(key, b"probe", {}, if_none_match=True)
     writes = deletes = copies = True
@@ -69,9 +69,5 @@ async def probe_server(store: AsyncStore, prefix: str) -> ServerCaps:
     return ServerCaps(conditional_writes=writes, conditional_deletes=deletes, conditional_copies=copies)
 
 
-async def _gone(store: AsyncStore, key: str) -> bool:
-    try:
-        await store.head(key)
-    except NotFoundError:
-        return True
-    return False
+async def _gone(store: Bucket, key: str) -> bool:
+    return await store.head_or_none(key) is None

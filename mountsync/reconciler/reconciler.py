@@ -1,10 +1,10 @@
 """The reconciler: a write-back queue that carries journal items to the bucket.
 
-Items are ``("up", entry_id)`` (upload the entry's current generation),
-``("del", path)`` (carry out a tombstone) and ``("abort", upload_id)`` (abort a
-multipart upload recorded in the journal that no upload of this process is
-using: left by an earlier run, or whose abort failed; retried with backoff
-until it succeeds, whatever the error). The queue only knows *when* an item
+Items (``reconciler.items``) are ``Upload(entry_id)`` (upload the entry's
+current generation), ``Delete(path)`` (carry out a tombstone) and
+``Abort(upload_id)`` (abort a multipart upload recorded in the journal that no
+upload of this process is using: left by an earlier run, or whose abort failed;
+retried with backoff until it succeeds, whatever the error). The queue only knows *when* an item
 is due; what to send is read from the journal when the item runs, so a file
 changed while queued is sent once, in its latest state.
 
@@ -32,56 +32,19 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import trio
 
 from .. import keys
 from ..backend.base import StoreError, TransientError
-from ..cache.journal import Journal, Tombstone
+from ..cache.journal import Entry, Journal, Tombstone
 from ..errors import FsError
 from ..retry import backoff_delay
 from .conflict import ResolvedElsewhere
+from .items import Abort, Carried, Delete, Item, SyncResult, Upload
 from .uploader import RenamedDuringUpload, Uploader
 
 log = logging.getLogger("mountsync.reconciler")
-
-Item = tuple[str, object]
-
-
-@dataclass
-class SyncResult:
-    ok: bool
-    done: int = 0
-    failed: list[str] = field(default_factory=list)
-    remaining: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {"ok": self.ok, "done": self.done, "failed": self.failed, "remaining": self.remaining}
-
-
-@dataclass(frozen=True)
-class Carried:
-    """What an earlier run left to do, read from the journal before this run serves anything."""
-
-    uploads: tuple[int, ...] = ()
-    deletes: tuple[str, ...] = ()
-    unsettled: tuple[int, ...] = ()
-    aborts: tuple[str, ...] = ()
-
-    @property
-    def count(self) -> int:
-        return len(self.uploads) + len(self.deletes)
-
-
-def carried_over(journal: Journal) -> Carried:
-    return Carried(
-        uploads=tuple(e.id for e in journal.pending() if e.id is not None),
-        deletes=tuple(t.path for t in journal.tombstones()),
-        unsettled=tuple(e.id for e in journal.unsettled() if e.id is not None),
-        aborts=tuple(r.upload_id for r in journal.multipart_uploads()),
-    )
-
 
 class Reconciler:
     def __init__(self, journal: Journal, uploader: Uploader, *, write_back_delay: float = 5.0,
@@ -109,7 +72,7 @@ class Reconciler:
 
     def changed(self, entry_id: int) -> None:
         if self.writers[entry_id] <= 0:
-            self._schedule(("up", entry_id), trio.current_time() + self.delay)
+            self._schedule(Upload(entry_id), trio.current_time() + self.delay)
 
     def opened_for_write(self, entry_id: int) -> None:
         self.writers[entry_id] += 1
@@ -120,26 +83,26 @@ class Reconciler:
             del self.writers[entry_id]
             e = self.journal.get_by_id(entry_id)
             if e is not None and (e.pending or not e.settled):
-                self._schedule(("up", entry_id), trio.current_time() + self.delay)
+                self._schedule(Upload(entry_id), trio.current_time() + self.delay)
 
     def tombstoned(self, path: str, *, held: bool = False) -> None:
         """A remote delete was recorded. ``held``: not yet (the file is still open);
         a later call without ``held`` releases it."""
         if held:
             self.held_deletes.add(path)
-            self.due.pop(("del", path), None)
+            self.due.pop(Delete(path), None)
             return
         self.held_deletes.discard(path)
-        self._schedule(("del", path), trio.current_time())
+        self._schedule(Delete(path), trio.current_time())
 
     async def wait_idle(self, entry_id: int) -> None:
-        ev = self.inflight.get(("up", entry_id))
+        ev = self.inflight.get(Upload(entry_id))
         if ev is not None:
             await ev.wait()
 
     async def wait_path_idle(self, path: str) -> None:
         """Wait until no remote delete of ``path`` is in flight."""
-        ev = self.inflight.get(("del", path))
+        ev = self.inflight.get(Delete(path))
         if ev is not None:
             await ev.wait()
 
@@ -166,9 +129,11 @@ class Reconciler:
             self._wake.set()
 
     def _current_path(self, item: Item) -> str | None:
-        if item[0] == "del":
-            return str(item[1])
-        e = self.journal.get_by_id(item[1])
+        if isinstance(item, Delete):
+            return item.path
+        if isinstance(item, Abort):
+            return None
+        e = self.journal.get_by_id(item.entry_id)
         return e.path if e is not None else None
 
     def _item_paths(self, item: Item) -> list[str]:
@@ -186,9 +151,9 @@ class Reconciler:
         e = self.journal.get_by_id(entry_id)
         if e is None or not e.pending:
             return
-        result = await self.sync(timeout, only=[("up", entry_id)])
+        result = await self.sync(timeout, only=[Upload(entry_id)])
         if not result.ok:
-            raise FsError(5, f"upload of {e.path!r} did not complete: {result.failed or result.remaining}")
+            raise FsError(errno.EIO, f"upload of {e.path!r} did not complete: {result.failed or result.remaining}")
 
     # ------------------------------------------------------------ queue
 
@@ -206,14 +171,14 @@ class Reconciler:
         now = trio.current_time()
         for entry_id in carried.uploads:
             if (e := self.journal.get_by_id(entry_id)) is not None and e.pending:
-                self.due[("up", entry_id)] = min(self.due.get(("up", entry_id), now), now)
+                self.due[Upload(entry_id)] = min(self.due.get(Upload(entry_id), now), now)
         for path in carried.deletes:
             if self.journal.tombstone(path) is not None:
-                self.due[("del", path)] = now
+                self.due[Delete(path)] = now
         for entry_id in carried.unsettled:
-            self.due.setdefault(("up", entry_id), now + self.delay)
+            self.due.setdefault(Upload(entry_id), now + self.delay)
         for upload_id in carried.aborts:
-            self.due[("abort", upload_id)] = now
+            self.due[Abort(upload_id)] = now
         self._wake.set()
         return carried.count
 
@@ -222,7 +187,7 @@ class Reconciler:
         (one whose abort failed just now)."""
         now = trio.current_time()
         for rec in self.journal.multipart_uploads():
-            item = ("abort", rec.upload_id)
+            item = Abort(rec.upload_id)
             if rec.upload_id not in self.uploader.active_uploads and item not in self.due \
                     and item not in self.inflight:
                 self.due[item] = now
@@ -231,9 +196,9 @@ class Reconciler:
     def _eligible(self, item: Item) -> bool:
         if item in self.inflight:
             return False
-        if item[0] == "del" and item[1] in self.held_deletes:
+        if isinstance(item, Delete) and item.path in self.held_deletes:
             return False
-        if item[0] == "up" and self.writers[item[1]] > 0 and item not in self.forced:
+        if isinstance(item, Upload) and self.writers[item.entry_id] > 0 and item not in self.forced:
             return False
         return not (self.held_paths and self._held(item))
 
@@ -278,33 +243,32 @@ class Reconciler:
         finally:
             self.started_at.pop(item, None)
             self.inflight.pop(item).set()
-            if item[0] == "up":
+            if isinstance(item, Upload):
                 self._queue_aborts()
             self._progress.set()
             self._progress = trio.Event()
             self._wake.set()
 
     async def _do(self, item: Item) -> None:
-        kind, ident = item
         forced = item in self.forced
         try:
-            if kind == "up":
-                e = await self.uploader.upload(ident)
+            if isinstance(item, Upload):
+                e = await self.uploader.upload(item.entry_id)
                 if e is not None and e.pending:
                     self._after_partial(item)
                 else:
                     self.forced.discard(item)
                     if e is not None and not e.settled:
                         self._settle(item, e, forced)
-            elif kind == "abort":
-                await self.uploader.abort_recorded(str(ident))
+            elif isinstance(item, Abort):
+                await self.uploader.abort_recorded(item.upload_id)
                 return
             else:
-                await self.uploader.delete(ident)
+                await self.uploader.delete(item.path)
                 self.forced.discard(item)
             self.completed += 1
         except RenamedDuringUpload as r:
-            self._renamed_during_upload(ident, r)
+            self._renamed_during_upload(r)
             self.due[item] = trio.current_time() + (0 if item in self.forced else self.delay)
         except ResolvedElsewhere as r:
             if r.manual:
@@ -316,7 +280,7 @@ class Reconciler:
                 self.forced.discard(item)
                 self.completed += 1
         except StoreError as exc:
-            if exc.transient or kind == "abort":
+            if exc.transient or isinstance(item, Abort):
                 self._retry(item, exc)
             else:
                 self._stop(item, f"{type(exc).__name__}: {exc}")
@@ -329,26 +293,26 @@ class Reconciler:
             log.exception("unexpected error while handling %s", self._describe(item))
             self._retry(item, TransientError(f"internal error: {type(exc).__name__}: {exc}"))
 
-    def _settle(self, item: Item, e, forced: bool) -> None:
+    def _settle(self, item: Upload, e: Entry, forced: bool) -> None:
         """Uploaded: the file is cloud data now (SPEC §6), except when the upload was forced
         (sync, --fsync-upload) while a program still had it open for writing: then it
         stays removable until its normal write-back time after the last close, as a
         temporary file (an sqlite journal) would have been."""
-        if forced and self.writers[e.id] > 0:
+        if forced and self.writers[item.entry_id] > 0:
             return  # closed_for_write schedules the settling upload check
-        self.journal.update(e.id, settled=1)
+        self.journal.update(item.entry_id, settled=1)
 
-    def _after_partial(self, item: Item) -> None:
+    def _after_partial(self, item: Upload) -> None:
         """The file changed during its upload: send the newer generation too."""
         if item in self.forced:
             self.due[item] = trio.current_time()
-        elif self.writers[item[1]] <= 0:
+        elif self.writers[item.entry_id] <= 0:
             self.due[item] = trio.current_time() + self.delay
 
-    def _renamed_during_upload(self, entry_id: int, r: RenamedDuringUpload) -> None:
+    def _renamed_during_upload(self, r: RenamedDuringUpload) -> None:
         if self.allow_delete:
             self.journal.add_tombstone(Tombstone(r.old_path, 0o100000, r.etag, time.time()))
-            self._schedule(("del", r.old_path), trio.current_time())
+            self._schedule(Delete(r.old_path), trio.current_time())
         else:
             log.warning("%r was uploaded just before it was renamed; without --allow-delete "
                         "the copy under the old name stays in the bucket", r.old_path)
@@ -374,30 +338,29 @@ class Reconciler:
             return 1, None
 
     def _record_attempt(self, item: Item, reason: str) -> tuple[int, str | None]:
-        kind, ident = item
-        if kind == "up":
-            e = self.journal.get_by_id(ident)
+        if isinstance(item, Upload):
+            e = self.journal.get_by_id(item.entry_id)
             if e is None:
                 return 1, None
-            self.journal.update(ident, attempts=e.attempts + 1, error=reason)
+            self.journal.update(item.entry_id, attempts=e.attempts + 1, error=reason)
             return e.attempts + 1, e.path
-        if kind == "abort":
-            rec = self.journal.multipart_upload(str(ident))
+        if isinstance(item, Abort):
+            rec = self.journal.multipart_upload(item.upload_id)
             if rec is None:
                 return 1, None
             self.journal.update_multipart(rec.upload_id, attempts=rec.attempts + 1, error=reason)
             return rec.attempts + 1, f"abort of a multipart upload of {rec.key!r}"
-        t = self.journal.tombstone(ident)
+        t = self.journal.tombstone(item.path)
         if t is None:
             return 1, None
-        self.journal.update_tombstone(ident, attempts=t.attempts + 1, error=reason)
-        return t.attempts + 1, f"delete of {ident}"
+        self.journal.update_tombstone(item.path, attempts=t.attempts + 1, error=reason)
+        return t.attempts + 1, f"delete of {item.path}"
 
     def _set_next_attempt(self, item: Item, when: float) -> None:
-        if item[0] == "up":
-            self.journal.update(item[1], next_attempt=when)
-        elif item[0] == "del":
-            self.journal.update_tombstone(item[1], next_attempt=when)
+        if isinstance(item, Upload):
+            self.journal.update(item.entry_id, next_attempt=when)
+        elif isinstance(item, Delete):
+            self.journal.update_tombstone(item.path, next_attempt=when)
 
     def _stop(self, item: Item, reason: str, quiet: bool = False) -> None:
         self.stopped[item] = reason
@@ -409,23 +372,25 @@ class Reconciler:
     # ------------------------------------------------------------ sync
 
     def _targets(self) -> dict[Item, int]:
-        out: dict[Item, int] = {("up", e.id): e.dirty_gen for e in self.journal.pending()}
-        out.update({("del", t.path): 0 for t in self.journal.tombstones() if t.path not in self.held_deletes})
+        out: dict[Item, int] = {Upload(e.id): e.dirty_gen for e in self.journal.pending() if e.id is not None}
+        out.update({Delete(t.path): 0 for t in self.journal.tombstones() if t.path not in self.held_deletes})
         return out
 
     def _satisfied(self, item: Item, gen: int) -> bool:
-        if item[0] == "up":
-            e = self.journal.get_by_id(item[1])
+        if isinstance(item, Upload):
+            e = self.journal.get_by_id(item.entry_id)
             return e is None or e.uploaded_gen >= gen
-        return self.journal.tombstone(item[1]) is None
+        if isinstance(item, Abort):
+            return self.journal.multipart_upload(item.upload_id) is None
+        return self.journal.tombstone(item.path) is None
 
     def _describe(self, item: Item) -> str:
-        if item[0] == "up":
-            e = self.journal.get_by_id(item[1])
-            return e.path if e is not None else f"entry {item[1]}"
-        if item[0] == "abort":
-            return f"abort of multipart upload {item[1]}"
-        return f"delete {item[1]}"
+        if isinstance(item, Upload):
+            e = self.journal.get_by_id(item.entry_id)
+            return e.path if e is not None else f"entry {item.entry_id}"
+        if isinstance(item, Abort):
+            return f"abort of multipart upload {item.upload_id}"
+        return f"delete {item.path}"
 
     async def sync(self, timeout: float | None = None, only: list[Item] | None = None) -> SyncResult:
         """Send everything pending now, ignoring the write-back delay; wait for it."""
@@ -450,36 +415,38 @@ class Reconciler:
                 if len(failed) == len(remaining):
                     return SyncResult(False, done, [f"{self._describe(i)}: {self.stopped[i]}" for i in failed])
                 await self._progress.wait()
-        remaining = [i for i, g in targets.items() if not self._satisfied(i, g)]
-        for i in remaining:
+        left = [i for i, g in targets.items() if not self._satisfied(i, g)]
+        for i in left:
             self.forced.discard(i)
-        return SyncResult(False, len(targets) - len(remaining),
-                          [f"{self._describe(i)}: {self.stopped[i]}" for i in remaining if i in self.stopped],
-                          [self._describe(i) for i in remaining if i not in self.stopped])
+        return SyncResult(False, len(targets) - len(left),
+                          [f"{self._describe(i)}: {self.stopped[i]}" for i in left if i in self.stopped],
+                          [self._describe(i) for i in left if i not in self.stopped])
 
     async def resolve(self, path: str, keep: str, timeout: float = 120.0) -> SyncResult:
         """Resolve a conflict left for the user (strategy manual): keep ``local``,
         ``remote`` or ``both`` versions, then carry it out."""
         strategy = {"local": "local-wins", "remote": "remote-wins", "both": "keep-both"}[keep]
         e = self.journal.get(path)
-        if e is None or not e.pending:
+        if e is None or e.id is None or not e.pending:
             return SyncResult(False, failed=[f"{path}: no pending local edit to resolve"])
         self.uploader.conflicts.overrides[e.id] = strategy
-        return await self.sync(timeout, only=[("up", e.id)])
+        return await self.sync(timeout, only=[Upload(e.id)])
 
     # ------------------------------------------------------------ status
 
     def status(self) -> dict:
         pending = []
         for e in self.journal.pending():
-            item = ("up", e.id)
+            if e.id is None:
+                continue
+            item = Upload(e.id)
             sent, total = self.uploader.progress.get(e.id, (0, e.size))
             pending.append({
                 "path": e.path, "size": e.size, "state": self._state(item),
                 "error": e.error, "attempts": e.attempts,
                 "next_attempt": e.next_attempt or None, "sent": sent, "total": total,
             })
-        deletes = [{"path": t.path, "state": self._state(("del", t.path)), "error": t.error,
+        deletes = [{"path": t.path, "state": self._state(Delete(t.path)), "error": t.error,
                     "attempts": t.attempts} for t in self.journal.tombstones()]
         return {
             "pending_files": len(pending),
@@ -497,9 +464,9 @@ class Reconciler:
 
     def _state(self, item: Item) -> str:
         if item in self.inflight:
-            return {"up": "uploading", "del": "deleting"}.get(item[0], "aborting")
+            return "uploading" if isinstance(item, Upload) else "deleting" if isinstance(item, Delete) else "aborting"
         if item in self.stopped:
             return "stopped"
-        if item[0] == "up" and self.writers[item[1]] > 0:
+        if isinstance(item, Upload) and self.writers[item.entry_id] > 0:
             return "open"
         return "queued"

@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
 
 from .. import attrs as attrs_mod
-from .. import keys
-from ..backend.aio import AsyncStore
-from ..backend.base import NotFoundError, PreconditionFailedError, PutResult, StoreError
+from ..backend.base import Body, NotFoundError, PreconditionFailedError, PutResult, StoreError
+from ..backend.bucket import Bucket
 from ..cache.item import Items
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
@@ -47,7 +47,6 @@ class StillChanging(ConflictError):
 
 @dataclass
 class UploadSettings:
-    prefix: str = ""
     multipart_threshold: int = 64 * 1024**2
     part_size: int = 16 * 1024**2
     part_concurrency: int = 4
@@ -58,14 +57,10 @@ def metadata_for(e: Entry) -> dict[str, str]:
     return attrs_mod.to_metadata(attrs_mod.Attrs(mode=mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns))
 
 
-def object_key(prefix: str, e_path: str, kind: int) -> str:
-    return keys.dir_key(prefix, e_path) if kind == stat.S_IFDIR else keys.file_key(prefix, e_path)
-
-
 class Uploader:
     """Stateless apart from progress counters; all journal access on the trio thread."""
 
-    def __init__(self, store: AsyncStore, journal: Journal, items: Items, settings: UploadSettings,
+    def __init__(self, store: Bucket, journal: Journal, items: Items, settings: UploadSettings,
                  conflicts: ConflictHandler) -> None:
         self.store = store
         self.journal = journal
@@ -82,7 +77,7 @@ class Uploader:
         if e is None or not e.pending:
             return e
         path_at_start = e.path
-        key = object_key(self.s.prefix, e.path, e.kind)
+        key = self.store.object_key(e.path, e.kind)
         if e.kind == stat.S_IFDIR:
             gen = e.dirty_gen
             result = await self.store.put(key, b"", metadata_for(e))
@@ -113,14 +108,11 @@ class Uploader:
         the upload (a race remains between this HEAD and the PUT; see docs/SEMANTICS.md)."""
         if self.conditional_writes and not always:
             return
-        try:
-            current = (await self.store.head(key)).etag
-        except NotFoundError:
-            current = None
-        if current != base:
+        remote = await self.store.head_or_none(key)
+        if (remote.etag if remote else None) != base:
             raise ConflictError(f"{key!r} changed in the bucket under a local edit")
 
-    async def _put(self, key: str, body, metadata: dict, base: str | None) -> PutResult:
+    async def _put(self, key: str, body: Body, metadata: dict[str, str], base: str | None) -> PutResult:
         await self._check_base(key, base)
         try:
             if base is None:
@@ -131,24 +123,39 @@ class Uploader:
                 raise
             raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
 
-    async def _put_resolving(self, e: Entry, key: str, open_body, metadata: dict, snapshot: str | None) -> PutResult:
-        """Conditional PUT; on a conflict, let the conflict handler decide (it may move the
-        entry or reset it, raising ResolvedElsewhere, or let the local version win)."""
+    async def _resolving(self, e: Entry, key: str, snapshot: str | None,
+                         attempt: Callable[[str | None], Awaitable[PutResult]]) -> PutResult:
+        """Run ``attempt`` (one conditional upload against a base ETag); on a conflict, let
+        the conflict handler decide (it may move the entry or reset it, raising
+        ResolvedElsewhere, or let the local version win: then try again on its ETag).
+        Our own earlier upload (a crash before its commit) is recognised, not a conflict."""
         base = e.base_etag
+        entry_id = e.id
+        assert entry_id is not None  # a row read from the journal
         for _attempt in range(3):
-            body = open_body()
             try:
-                return await self._put(key, body, metadata, base)
+                return await attempt(base)
             except ConflictError:
                 own = await self._own_earlier_upload(key, snapshot)
                 if own is not None:
                     return own
                 base = await self.conflicts.on_upload_conflict(e, snapshot)
-                e = self.journal.get_by_id(e.id) or e
-            finally:
-                if hasattr(body, "close"):
-                    body.close()
+                e = self.journal.get_by_id(entry_id) or e
         raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
+
+    async def _put_resolving(self, e: Entry, key: str, open_body: Callable[[], Body], metadata: dict[str, str],
+                             snapshot: str | None) -> PutResult:
+        """Conditional PUT of a fresh ``open_body()`` per attempt, conflicts resolved."""
+
+        async def put_once(base: str | None) -> PutResult:
+            body = open_body()
+            try:
+                return await self._put(key, body, metadata, base)
+            finally:
+                if not isinstance(body, bytes):
+                    body.close()
+
+        return await self._resolving(e, key, snapshot, put_once)
 
     async def _update_metadata(self, e: Entry, key: str) -> PutResult:
         """chmod/chown/utime of an uploaded file: a self-copy with new metadata."""
@@ -156,10 +163,7 @@ class Uploader:
             await self._check_base(key, e.base_etag)
             return await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
         except (PreconditionFailedError, NotFoundError, ConflictError):
-            try:
-                remote = await self.store.head(key)
-            except NotFoundError:
-                remote = None
+            remote = await self.store.head_or_none(key)
             if remote is None:
                 # deleted remotely: the whole local file must go up, which needs its bytes
                 raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated")
@@ -179,18 +183,11 @@ class Uploader:
         try:
             self.progress[e.id] = (0, size)
             if size >= self.s.multipart_threshold:
-                base = e.base_etag
-                for _attempt in range(3):
-                    try:
-                        await self._check_base(key, base)
-                        return await self._multipart(e, key, snap, size, md, base), gen
-                    except ConflictError:
-                        own = await self._own_earlier_upload(key, snap)
-                        if own is not None:
-                            return own, gen
-                        base = await self.conflicts.on_upload_conflict(e, snap)
-                        e = self.journal.get_by_id(e.id) or e
-                raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
+                async def multipart_once(base: str | None) -> PutResult:
+                    await self._check_base(key, base)
+                    return await self._multipart(e, key, snap, size, md, base)
+
+                return await self._resolving(e, key, snap, multipart_once), gen
             result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)
             return result, gen
         finally:
@@ -201,9 +198,8 @@ class Uploader:
         meets our own object: recognise it by its ETag instead of calling it a conflict."""
         if snapshot is None:
             return None
-        try:
-            remote = await self.store.head(key)
-        except NotFoundError:
+        remote = await self.store.head_or_none(key)
+        if remote is None:
             return None
         size = os.stat(snapshot).st_size
         if remote.size != size:
@@ -311,19 +307,16 @@ class Uploader:
         t = self.journal.tombstone(path)
         if t is None:
             return
-        key = object_key(self.s.prefix, t.path, t.kind)
+        key = self.store.object_key(t.path, t.kind)
         try:
             await self.store.delete_if_match(key, t.base_etag)
         except PreconditionFailedError:
-            try:
-                current = (await self.store.head(key)).etag
-            except NotFoundError:
-                current = None
-            self.conflicts.on_delete_refused(t.path, t.base_etag, current)
+            remote = await self.store.head_or_none(key)
+            self.conflicts.on_delete_refused(t.path, t.base_etag, remote.etag if remote else None)
             return
         except NotFoundError:
             pass
-        if self.journal.tombstone(path) is not None and self.journal.tombstone(path).created == t.created:
+        if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
 
 

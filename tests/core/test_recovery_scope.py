@@ -13,6 +13,7 @@ import trio
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import ROOT_INO
+from mountsync.reconciler.items import Upload
 from mountsync.stack import Stack
 
 from .rig import make_config
@@ -47,7 +48,7 @@ def test_file_created_before_recovery_runs_keeps_its_write_back_delay(tmp_path):
         entry_id = await _create(stack, "edit.swp", b"swap")  # the mount serves; recovery not yet run
         nursery.start_soon(stack.run_background)
         await stack.recovered.wait()
-        due = stack.reconciler.due.get(("up", entry_id))
+        due = stack.reconciler.due.get(Upload(entry_id))
         assert due is not None and due > trio.current_time() + 30, "queued for immediate upload"
         assert stack.carried.count == 0
         p, name = ROOT_INO, "edit.swp"
@@ -76,9 +77,9 @@ def test_restart_still_resumes_what_was_pending_before(tmp_path):
         old_id = stack.journal.get("old").id
         nursery.start_soon(stack.run_background)
         await stack.recovered.wait()
-        assert ("up", old_id) in stack.reconciler.inflight or "old" in store.objects() \
-            or stack.reconciler.due[("up", old_id)] <= trio.current_time()
-        assert stack.reconciler.due[("up", new_id)] > trio.current_time() + 30
+        assert Upload(old_id) in stack.reconciler.inflight or "old" in store.objects() \
+            or stack.reconciler.due[Upload(old_id)] <= trio.current_time()
+        assert stack.reconciler.due[Upload(new_id)] > trio.current_time() + 30
         with trio.fail_after(20):
             while "old" not in store.objects():
                 await trio.sleep(0.02)

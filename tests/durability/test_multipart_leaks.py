@@ -12,6 +12,7 @@ import trio
 from mountsync.backend.base import TransientError
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
+from mountsync.reconciler.items import Upload
 from tests.core.rig import run_rig, wait_until
 
 MiB = 1024 * 1024
@@ -72,7 +73,7 @@ def test_upload_id_is_recorded_before_the_first_part(tmp_path):
     async def body(rig):
         gate = faulty.hold("upload_part")
         await rig.write_file("big", blob)
-        rig.stack.reconciler.forced.add(("up", rig.stack.journal.get("big").id))
+        rig.stack.reconciler.forced.add(Upload(rig.stack.journal.get("big").id))
         await rig.stack.reconciler.sync(timeout=0)  # start it without waiting
         assert await trio.to_thread.run_sync(gate.wait_held, 1)
         (upload,) = mem.list_multipart_uploads()

@@ -112,7 +112,7 @@ from hypothesis import strategies as st
 from mountsync.backend.base import TransientError
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
-
+from mountsync.reconciler.items import Upload
 from tests.core.rig import run_rig
 
 pytestmark = pytest.mark.model
@@ -378,7 +378,7 @@ class Model:
     def check_after_sync(self, res) -> None:
         pending = self.journal.pending()
         for e in pending:
-            reason = self.reconciler.stopped.get(("up", e.id), "")
+            reason = self.reconciler.stopped.get(Upload(e.id), "")
             assert self.p.strategy == "manual" and "manual" in reason, (
                 f"after sync {e.path!r} is still pending ({reason or 'not stopped'}); sync said {res}\n"
                 + self.describe())

@@ -1,4 +1,7 @@
-"""Pure conflict decisions: conflict names and what each strategy does with two versions.
+"""Pure conflict rules: conflict names and what each strategy does with two versions.
+
+No I/O here; ``reconciler.conflict`` carries the decisions out (``ConflictCopies`` is
+the one place that names, records and writes conflict copies).
 
 Names: ``STEM.conflict-YYYYMMDD-HHMMSS-HOST.EXT`` next to the original.
 
