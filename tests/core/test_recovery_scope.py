@@ -14,8 +14,7 @@ import trio
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import ROOT_INO
 from mountsync.stack import Stack
-
-from .rig import make_config
+from tests.support.rig import make_config
 
 
 async def _create(stack: Stack, name: str, data: bytes) -> int:

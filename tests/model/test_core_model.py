@@ -106,7 +106,7 @@ from mountsync.backend.base import TransientError
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
 
-from tests.core.rig import run_rig
+from tests.support.rig import run_rig
 
 pytestmark = pytest.mark.model
 

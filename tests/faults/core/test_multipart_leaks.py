@@ -12,7 +12,7 @@ import trio
 from mountsync.backend.base import TransientError
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
-from tests.core.rig import run_rig, wait_until
+from tests.support.rig import run_rig, wait_until
 
 MiB = 1024 * 1024
 SETTINGS = {"write_back_delay": 60, "multipart_threshold": 1 * MiB, "part_size": 256 * 1024}
