@@ -1,20 +1,24 @@
-"""Suite-wide rules.
+"""Suite-wide rules and shared fixtures (tests/README.md says which tier uses what).
 
 - Log hygiene: a WARNING or ERROR logged by ``mountsync`` during a test fails
   it, unless the test declared it with ``allow_log(pattern)``.
-- FUSE policy: ``require_fuse()`` skips a test when FUSE cannot be used here,
-  except in CI (``CI=true``), where that is a failure: a skipped mount test
-  must never pass CI silently.
+- The real-mount fixtures (``cli_env``, ``moto_endpoint``, ``s3``, ``bucket``,
+  ``mount``) live in ``tests/support/mount_fixtures.py`` and are registered
+  here for every tier, so tests/mount, tests/faults/mount, tests/programs and
+  tests/model share one instance of each session fixture (one moto subprocess
+  per run). A fixture is only set up when a test asks for it.
+- FUSE policy (``tests/support/fuse.py``): ``require_fuse()`` skips a test when
+  FUSE cannot be used here, except in CI (``CI=true``), where that is a failure.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 
 import pytest
+
+pytest_plugins = ["tests.support.mount_fixtures"]
 
 
 class _Collector(logging.Handler):
@@ -50,29 +54,3 @@ def allow_log(request):
         request.node._allowed_logs.append(re.compile(pattern))
 
     return allow
-
-
-def fuse_problem() -> str | None:
-    """Why FUSE mounts cannot work here, or None."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not installed"
-    try:
-        import pyfuse3  # noqa: F401
-    except ImportError as exc:
-        return f"pyfuse3 cannot be imported: {exc}"
-    return None
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_fuse() -> None:
-    problem = fuse_problem()
-    if problem is None:
-        return
-    if in_ci():
-        pytest.fail(f"FUSE test cannot run in CI: {problem}", pytrace=False)
-    pytest.skip(f"FUSE unavailable: {problem}")

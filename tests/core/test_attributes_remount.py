@@ -4,8 +4,7 @@ import stat
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import SetAttr
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 def test_dir_and_file_attributes_from_metadata_with_fresh_cache(tmp_path):

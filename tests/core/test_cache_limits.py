@@ -4,8 +4,7 @@ import os
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.cache.eviction import evict
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 def test_eviction_drops_clean_lru_data_and_refetches_it(tmp_path):

@@ -19,8 +19,7 @@ from mountsync.backend.base import TransientError
 from mountsync.backend.memory import MemoryStore
 from mountsync.cache.fetch import CHUNK, plan_chunks
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 MiB = 1024 * 1024
 

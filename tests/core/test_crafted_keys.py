@@ -4,8 +4,7 @@ the daemon read or write outside its cache directory."""
 import os
 
 from mountsync.backend.memory import MemoryStore
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 CRAFTED = ["../escape", "a/../../escape2", "/abs", "a//b", "./dot", "d/./x", "d/..", "nul\x00byte",
            "x" * 300, "ok/" + "y" * 256]

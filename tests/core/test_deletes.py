@@ -7,8 +7,7 @@ import pytest
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 async def expect_errno(code, coro):

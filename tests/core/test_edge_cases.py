@@ -10,8 +10,7 @@ import trio
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 def test_directory_rename_with_pending_edit_inside(tmp_path):

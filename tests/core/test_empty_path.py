@@ -17,8 +17,7 @@ from mountsync.backend.memory import MemoryStore
 from mountsync.cache.journal import Entry, Journal
 from mountsync.core.filesystem import ROOT_INO, SetAttr
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 @pytest.mark.parametrize("change", [SetAttr(mode=0o777), SetAttr(uid=1000, gid=1000),

@@ -23,8 +23,7 @@ import trio.lowlevel
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import ROOT_INO, SetAttr
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 def _rows(rig) -> list[str]:

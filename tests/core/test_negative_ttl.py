@@ -10,8 +10,7 @@ import pytest
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import ROOT_INO
 from mountsync.core.nodes import NoEntry
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 async def _lookup_errno(rig, name: str) -> int | None:

@@ -9,8 +9,7 @@ import pytest
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 MiB = 1024 * 1024
 

@@ -10,8 +10,7 @@ import trio
 from mountsync.backend.base import AccessDeniedError, TransientError
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 MiB = 1024 * 1024
 

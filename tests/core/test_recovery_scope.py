@@ -15,8 +15,7 @@ from mountsync.backend.memory import MemoryStore
 from mountsync.core.filesystem import ROOT_INO
 from mountsync.reconciler.items import Upload
 from mountsync.stack import Stack
-
-from .rig import make_config
+from tests.support.rig import make_config
 
 
 async def _create(stack: Stack, name: str, data: bytes) -> int:

@@ -10,8 +10,7 @@ import trio
 
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
-
-from .rig import run_rig, wait_until
+from tests.support.rig import run_rig, wait_until
 
 CONFLICT_LOG = r"conflict on "
 

@@ -1,8 +1,7 @@
 
 
 from mountsync.backend.memory import MemoryStore
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 def test_write_sync_read_back(tmp_path):

@@ -9,8 +9,7 @@ import trio
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
-
-from .rig import run_rig
+from tests.support.rig import run_rig
 
 
 def test_journal_uploaded_by_sync_while_open_can_still_be_removed(tmp_path):

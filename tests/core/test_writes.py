@@ -8,8 +8,7 @@ import trio
 
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
-
-from .rig import run_rig, wait_until
+from tests.support.rig import run_rig, wait_until
 
 # ------------------------------------------------------------ local semantics
 
@@ -199,11 +198,12 @@ def test_swap_file_within_real_delay_window(tmp_path):
     async def body(rig):
         await rig.write_file(".f.swp", b"x" * 1000)
         await rig.unlink(".f.swp")
-        await trio.sleep(1.2)  # well past the 0.3 s delay
+        await trio.sleep(1.2)  # simulated: well past the 0.3 s delay
+        assert await rig.settled()  # what the reconciler started at 0.3 (if anything) has finished
         assert rig.store.objects() == {}
         assert rig.store.stats.requests.get("put", 0) == 0
 
-    run_rig(body, tmp_path, write_back_delay=0.3)
+    run_rig(body, tmp_path, write_back_delay=0.3, mock_clock=True)
 
 
 def test_upload_waits_for_write_back_delay(tmp_path):
@@ -213,11 +213,11 @@ def test_upload_waits_for_write_back_delay(tmp_path):
         assert "late" not in rig.store.objects()  # close returned before any upload
         await trio.sleep(0.1)
         assert "late" not in rig.store.objects()
-        assert await wait_until(lambda: "late" in rig.store.objects(), timeout=10)
-        assert trio.current_time() - t0 >= 0.4  # not before the delay (0.5 s, some slack)
+        assert await wait_until(lambda: "late" in rig.store.objects(), timeout=30)
+        assert trio.current_time() - t0 >= 0.5  # simulated time: not before the delay
         assert rig.store.objects()["late"] == b"content"
 
-    run_rig(body, tmp_path, write_back_delay=0.5)
+    run_rig(body, tmp_path, write_back_delay=0.5, mock_clock=True)
 
 
 def test_no_upload_while_open_for_writing(tmp_path):
@@ -225,14 +225,15 @@ def test_no_upload_while_open_for_writing(tmp_path):
         await rig.write_file("f", b"")
         fh = await rig.open("f", os.O_WRONLY)
         await rig.fs.write(fh, 0, b"part1")
-        await trio.sleep(0.6)  # beyond the delay, but the file is still open
+        await trio.sleep(0.6)  # simulated: beyond the delay, but the file is still open
+        assert await rig.settled()  # an upload started at 0.2 (the defect) would have finished
         assert "f" not in rig.store.objects()
         await rig.fs.write(fh, 5, b"part2")
         await rig.fs.release(fh)
-        assert await wait_until(lambda: rig.store.objects().get("f") == b"part1part2", timeout=10)
+        assert await wait_until(lambda: rig.store.objects().get("f") == b"part1part2", timeout=30)
         assert rig.store.stats.requests.get("put") == 1  # one upload of the final state
 
-    run_rig(body, tmp_path, write_back_delay=0.2)
+    run_rig(body, tmp_path, write_back_delay=0.2, mock_clock=True)
 
 
 def test_file_changed_during_upload_is_uploaded_again(tmp_path):

@@ -113,7 +113,7 @@ from mountsync.backend.base import TransientError
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError
 from mountsync.reconciler.items import Upload
-from tests.core.rig import run_rig
+from tests.support.rig import run_rig
 
 pytestmark = pytest.mark.model
 

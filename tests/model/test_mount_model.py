@@ -68,9 +68,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-# the real-mount fixtures (moto subprocess, bucket, mount factory with teardown + daemon.log scan)
-from tests.mount.conftest import bucket, cli_env, moto_endpoint, mount, s3  # noqa: F401
-from tests.mount.helpers import list_keys
+from tests.support.mount_helpers import list_keys
 
 pytestmark = [pytest.mark.model, pytest.mark.fuse, pytest.mark.moto]
 
@@ -534,7 +532,7 @@ def model_mount(mount, tmp_path):
     return m, local
 
 
-def test_mount_matches_local_dir(model_mount, s3):  # noqa: F811
+def test_mount_matches_local_dir(model_mount, s3):
     m, local = model_mount
 
     class Machine(MountVsLocal):
@@ -582,7 +580,7 @@ def _rename_clean_file_over_file_being_uploaded(payload: bytes) -> list[tuple]:
 # upload>); that version is kept as 'b.conflict-…'" -- or the dropped upload landed after the
 # server-side copy and keep-both re-created the overwritten bytes as 'b.conflict-…'.
 @pytest.mark.parametrize("payload", [b"zz", b"y" * (1 << 20)], ids=["small", "1MiB"])
-def test_regression_rename_clean_file_over_file_being_uploaded(mount, tmp_path, s3, payload):  # noqa: F811
+def test_regression_rename_clean_file_over_file_being_uploaded(mount, tmp_path, s3, payload):
     m = mount("--allow-delete", "--metadata-ttl", "1", "--write-back-delay", "0")
     local = tmp_path / "local"
     local.mkdir()
@@ -609,7 +607,7 @@ def _atomic_save_over_file_being_uploaded(src_uploaded: bool) -> list[tuple]:
 # The trees are compared only after each sync here: reading 30 MB on both sides after every op
 # would outlast the window.
 @pytest.mark.parametrize("src_uploaded", [False, True], ids=["local-src", "uploaded-src"])
-def test_regression_atomic_save_over_file_being_uploaded(mount, tmp_path, s3, src_uploaded):  # noqa: F811
+def test_regression_atomic_save_over_file_being_uploaded(mount, tmp_path, s3, src_uploaded):
     m = mount("--allow-delete", "--metadata-ttl", "1", "--write-back-delay", "0.2")
     local = tmp_path / "local"
     local.mkdir()
@@ -641,7 +639,7 @@ def _replace_just_deleted_file(how: str) -> list[tuple]:
 # version met the renamed file ('deleted here but changed in the bucket'). Core test:
 # tests/core/test_rename_keeps_data.py::test_rename_onto_name_whose_delete_is_in_flight.
 @pytest.mark.parametrize("how", ["local-src", "pending-src", "clean-src"])
-def test_regression_rename_onto_name_being_deleted(mount, tmp_path, s3, how):  # noqa: F811
+def test_regression_rename_onto_name_being_deleted(mount, tmp_path, s3, how):
     m = mount("--allow-delete", "--metadata-ttl", "1", "--write-back-delay", "0.2")
     local = tmp_path / "local"
     local.mkdir()

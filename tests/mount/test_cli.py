@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.mount.helpers import is_mounted, run_cli
 from tests.support.moto_server import closed_port
+from tests.support.mount_helpers import is_mounted, run_cli
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

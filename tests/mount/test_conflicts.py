@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.helpers import file_keys, get_bytes
+from tests.support.mount_helpers import file_keys, get_bytes
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

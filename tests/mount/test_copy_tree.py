@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.mount.helpers import MiB, file_keys, get_bytes, make_tree
+from tests.support.mount_helpers import MiB, file_keys, get_bytes, make_tree
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

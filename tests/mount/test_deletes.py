@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.mount.helpers import etags, file_keys, get_bytes, list_keys
+from tests.support.mount_helpers import etags, file_keys, get_bytes, list_keys
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

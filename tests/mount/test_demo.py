@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_fuse
-from tests.mount.helpers import is_mounted, pid_alive
+from tests.support.fuse import require_fuse
+from tests.support.mount_helpers import is_mounted, pid_alive
 from tests.support.planted import cli_script, plant, planted_lines
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.mount.helpers import file_keys
+from tests.support.mount_helpers import file_keys
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.mount.helpers import MiB
+from tests.support.mount_helpers import MiB
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

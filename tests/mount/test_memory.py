@@ -14,7 +14,7 @@ import stat
 
 import pytest
 
-from tests.mount.helpers import MiB
+from tests.support.mount_helpers import MiB
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.mount.helpers import get_bytes
+from tests.support.mount_helpers import get_bytes
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

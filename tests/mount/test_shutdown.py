@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.mount.helpers import get_bytes, is_mounted, key_exists, pid_alive
+from tests.support.mount_helpers import get_bytes, is_mounted, key_exists, pid_alive
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.conftest import Mount, MountFactory
-from tests.mount.helpers import is_mounted, pid_alive
+from tests.support.mount_fixtures import Mount, MountFactory
+from tests.support.mount_helpers import is_mounted, pid_alive
 from tests.support.planted import cli_script, plant, planted_lines
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.mount.helpers import file_keys, get_bytes, is_mounted, key_exists, list_keys, pid_alive
+from tests.support.mount_helpers import file_keys, get_bytes, is_mounted, key_exists, list_keys, pid_alive
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -1,4 +1,5 @@
-"""Fixtures for tests that really mount a bucket through FUSE.
+"""Fixtures for tests that really mount a bucket through FUSE (tests/mount, tests/faults/mount,
+tests/programs, tests/model), registered for the whole suite by ``tests/conftest.py``.
 
 - ``moto_endpoint`` (session): one ``python -m moto.server`` subprocess.
 - ``cli_env`` (session): the environment for every ``python -m mountsync`` call
@@ -29,8 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_fuse
-from tests.mount.helpers import is_mounted, pid_alive, run_cli
+from tests.support.fuse import require_fuse
 from tests.support.moto_server import (
     apply_test_aws_env,
     make_boto3_client,
@@ -38,6 +38,7 @@ from tests.support.moto_server import (
     start_moto_subprocess,
     stop_moto_subprocess,
 )
+from tests.support.mount_helpers import is_mounted, pid_alive, run_cli
 
 UNMOUNT_TIMEOUT = 60.0
 

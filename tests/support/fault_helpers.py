@@ -7,7 +7,7 @@ import random
 import signal
 import time
 
-from tests.mount.helpers import get_bytes, pid_alive
+from tests.support.mount_helpers import get_bytes, pid_alive
 
 MiB = 1024 * 1024
 

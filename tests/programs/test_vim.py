@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from tests.mount.helpers import file_keys, get_bytes
+from tests.support.mount_helpers import file_keys, get_bytes
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

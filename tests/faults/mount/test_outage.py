@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.faults.helpers import MiB, bucket_mismatches, random_size
-from tests.mount.helpers import file_keys, make_tree
+from tests.support.fault_helpers import MiB, bucket_mismatches, random_size
+from tests.support.mount_helpers import file_keys, make_tree
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.helpers import get_bytes
-from tests.posix.treeutil import describe_diff, snapshot
+from tests.support.mount_helpers import get_bytes
+from tests.support.treeutil import describe_diff, snapshot
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -10,7 +10,7 @@ from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from mountsync.errors import FsError, UserError
 from mountsync.stack import Stack
-from tests.core.rig import make_config, run_rig
+from tests.support.rig import make_config, run_rig
 
 
 def test_dead_reconciler_is_noticed_and_restarted(tmp_path, allow_log):

@@ -1,11 +1,8 @@
 """Fixtures for running ordinary POSIX programs (git, tar, rsync, sqlite3, vim, cp, s3fs) on a real mount.
 
 The real-mount fixtures (``cli_env``, ``moto_endpoint``, ``s3``, ``bucket``,
-``mount``) come from ``tests/mount/conftest.py`` by a star import (pytest does
-not accept ``pytest_plugins`` outside the root conftest). Their session-scoped
-fixtures are therefore separate instances for this directory: a run of the whole
-suite starts one more moto subprocess for ``tests/posix``, nothing is registered
-twice.
+``mount``) come from ``tests/support/mount_fixtures.py`` (registered by
+``tests/conftest.py``; one moto subprocess for the whole run).
 
 On top of them:
 
@@ -30,9 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import in_ci
-from tests.mount.conftest import *  # noqa: F403 - the real-mount fixtures: cli_env, moto_endpoint, s3, bucket, mount
-from tests.mount.helpers import is_mounted
+from tests.support.fuse import in_ci
+from tests.support.mount_helpers import is_mounted
 
 
 @pytest.fixture

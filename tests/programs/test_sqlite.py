@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.helpers import file_keys
+from tests.support.mount_helpers import file_keys
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tests.mount.helpers import get_bytes
+from tests.support.mount_helpers import get_bytes
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -13,7 +13,7 @@ from mountsync.backend.base import TransientError
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from mountsync.reconciler.items import Upload
-from tests.core.rig import run_rig, wait_until
+from tests.support.rig import run_rig, wait_until
 
 MiB = 1024 * 1024
 SETTINGS = {"write_back_delay": 60, "multipart_threshold": 1 * MiB, "part_size": 256 * 1024}

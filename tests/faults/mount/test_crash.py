@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.faults.helpers import MiB, bucket_mismatches, random_size, sigkill_daemon
-from tests.mount.helpers import etags, file_keys, get_bytes
+from tests.support.fault_helpers import MiB, bucket_mismatches, random_size, sigkill_daemon
+from tests.support.mount_helpers import etags, file_keys, get_bytes
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -4,6 +4,16 @@
 reconciler running in the background, and returns its result. ``rig.restart()``
 simulates a daemon restart on the same cache dir (the journal and data files
 survive; in-memory state does not).
+
+Simulated time: ``run_rig(fn, tmp_path, mock_clock=True)`` runs under trio's
+``MockClock(autojump_threshold=0)``: ``trio.sleep`` and the reconciler's
+write-back delays cost no real time, the clock jumps to the next deadline as
+soon as every task is blocked. Store calls and snapshot copies run in worker
+threads; while one works, the clock may jump past any deadline. So a test under
+the mock clock waits for states, never for a time: ``wait_until`` and
+``rig.settled()`` poll against a real-time deadline, and a test that calls
+``rig.sync()`` or reads through a fetch timeout stays on the real clock (their
+timeouts are trio deadlines a jump would fire while a thread is still working).
 """
 
 from __future__ import annotations
@@ -11,9 +21,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from dataclasses import replace
 
 import trio
+import trio.testing
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.config import MountConfig
@@ -149,14 +161,23 @@ class Rig:
     def status(self) -> dict:
         return self.stack.reconciler.status()
 
+    async def settled(self, timeout: float = 30.0) -> bool:
+        """Wait until the reconciler has nothing in flight (an upload or delete it started has
+        finished); real-time deadline, so it holds under the mock clock too."""
+        return await wait_until(lambda: not self.stack.reconciler.inflight, timeout)
+
 
 async def wait_until(pred, timeout: float = 10.0, interval: float = 0.02) -> bool:
-    """Poll ``pred()`` on the trio loop until it is true or ``timeout`` passes."""
-    deadline = trio.current_time() + timeout
+    """Poll ``pred()`` on the trio loop until it is true or ``timeout`` real seconds pass.
+
+    The deadline is real time (not ``trio.current_time()``): under the mock clock,
+    simulated time races ahead while a worker thread works.
+    """
+    deadline = time.monotonic() + timeout
     while True:
         if pred():
             return True
-        if trio.current_time() >= deadline:
+        if time.monotonic() >= deadline:
             return False
         await trio.sleep(interval)
 
@@ -168,7 +189,8 @@ def make_config(tmp_path, **kw) -> MountConfig:
     return MountConfig(**base).validate()
 
 
-def run_rig(fn, tmp_path, store=None, **kw):
+def run_rig(fn, tmp_path, store=None, *, mock_clock: bool = False, **kw):
+    """``await fn(rig)`` in a new trio run; ``mock_clock=True``: simulated time (see the module doc)."""
     store = store if store is not None else MemoryStore("b")
     config = make_config(tmp_path, **kw)
 
@@ -186,7 +208,8 @@ def run_rig(fn, tmp_path, store=None, **kw):
             if rig is not None and rig.stack is not None:
                 rig.stack.close()
 
-    return trio.run(main)
+    clock = trio.testing.MockClock(autojump_threshold=0) if mock_clock else None
+    return trio.run(main, clock=clock)
 
 
 __all__ = ["Rig", "run_rig", "make_config", "wait_until", "ROOT_INO"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mount.helpers import file_keys, get_bytes
-from tests.posix.treeutil import describe_diff, snapshot
+from tests.support.mount_helpers import file_keys, get_bytes
+from tests.support.treeutil import describe_diff, snapshot
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.conftest import require_fuse
-from tests.mount.helpers import is_mounted, run_cli
+from tests.support.fuse import require_fuse
+from tests.support.mount_helpers import is_mounted, run_cli
 
 pytestmark = [pytest.mark.fuse]
 

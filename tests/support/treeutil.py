@@ -1,4 +1,4 @@
-"""Small helpers shared by the tests in tests/posix."""
+"""Tree snapshots for comparing a directory on a mount with a local copy (tests/programs)."""
 
 from __future__ import annotations
 

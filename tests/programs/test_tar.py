@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.helpers import get_bytes, list_keys
+from tests.support.mount_helpers import get_bytes, list_keys
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.faults.helpers import bucket_mismatches
-from tests.mount.helpers import file_keys, pid_alive
+from tests.support.fault_helpers import bucket_mismatches
+from tests.support.mount_helpers import file_keys, pid_alive
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

@@ -1,7 +1,8 @@
 """Fixtures for fault-injection tests of real mounts.
 
 The real-mount fixtures (``cli_env``, ``moto_endpoint``, ``s3``, ``bucket``,
-``mount``) come from ``tests/mount/conftest.py``. On top of them:
+``mount``) come from ``tests/support/mount_fixtures.py`` (registered by
+``tests/conftest.py``). On top of them:
 
 - ``proxy``: a ``tests.support.proxy.Proxy`` in front of the moto server
   (closed after the test).
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mount.conftest import *  # noqa: F403 - the real-mount fixtures
 from tests.support.proxy import Proxy
 
 
@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
     (they fit its time, and a FUSE test must never be skipped there)."""
     import os
 
-    from tests.conftest import in_ci
+    from tests.support.fuse import in_ci
 
     if ("slow" in (config.getoption("markexpr") or "") or os.environ.get("MOUNTSYNC_SLOW_TESTS") == "1"
             or in_ci()):

@@ -4,8 +4,7 @@ relied on only where the server honours them."""
 from __future__ import annotations
 
 from mountsync.backend.memory import MemoryStore
-
-from tests.core.rig import run_rig
+from tests.support.rig import run_rig
 
 CONFLICT_LOG = r"conflict on "
 

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.conftest import in_ci
-from tests.faults.helpers import MiB, bucket_mismatches, sigkill_daemon
-from tests.mount.helpers import file_keys, get_bytes
+from tests.support.fault_helpers import MiB, bucket_mismatches, sigkill_daemon
+from tests.support.fuse import in_ci
+from tests.support.mount_helpers import file_keys, get_bytes
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
 

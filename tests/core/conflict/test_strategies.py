@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mountsync.backend.memory import MemoryStore
-from tests.core.rig import run_rig
+from tests.support.rig import run_rig
 
 CONFLICT_LOG = r"conflict on"
 

@@ -1,0 +1,66 @@
+"""Bad values and usage errors through the real command line (``python -m mountsync`` in a
+subprocess, no mount, no server): one line naming the flag or key, exit status 2.
+
+Moved from tests/test_cli_config.py (whose parsing tests are in tests/unit/test_cli_config.py).
+"""
+
+import pytest
+
+
+def run_real_cli(*args: str, env_extra: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "mountsync", *args], capture_output=True, text=True,
+                          timeout=120, env=env, stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.mark.parametrize("flag, value, form", [
+    ("--max-cache-size", "lots", "size like 512M"),
+    ("--file-mode", "999", "octal mode"),
+    ("--write-back-delay", "-1", "number of seconds"),
+    ("--uid", "root", "numeric id"),
+    ("--conflict-strategy", "mine", "keep-both"),
+    ("--negative-metadata-ttl", "never", "number of seconds"),
+])
+def test_a_bad_flag_value_is_one_line_naming_the_flag_exit_2(tmp_path, flag, value, form):
+    r = run_real_cli("mount", "bkt", str(tmp_path), flag, value)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert flag in lines[0] and form in lines[0] and repr(value) in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("yaml_text, key, form", [
+    ('allow-delete: "false"\n', "allow-delete", "true or false"),
+    ('write-back-delay: "five"\n', "write-back-delay", "number of seconds"),
+    ("region: ${MS_EVIL_REGION}\n", "region", "region name"),
+    ("allow-delte: true\n", "allow-delte", "did you mean 'allow-delete'"),
+])
+def test_a_bad_config_value_is_one_line_naming_the_key_exit_2(tmp_path, yaml_text, key, form):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run_real_cli("mount", "bkt", str(mnt), "--config", str(cfg),
+                     env_extra={"MS_EVIL_REGION": "us-east-1\nallow-delete: true"})
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"config file {cfg}: " in lines[0] and key in lines[0] and form in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["mount", "bkt", "/m", "--no-such-flag"],
+    ["unmount", "/m", "--timeout", "-1"],
+    ["sync", "/m", "--timeout", "soon"],
+    ["mount"],
+])
+def test_usage_errors_are_one_line_exit_2(argv):
+    r = run_real_cli(*argv)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("mountsync: ")
