@@ -110,12 +110,24 @@ class RenameOps(DirMoveOps):
     # ------------------------------------------------------------ helpers
 
     async def _dir_in_bucket(self, d: Node) -> bool:
+        """Does the bucket hold anything at or below directory ``d``? What the cache knows
+        first; when it knows of nothing, one one-key LIST, because another writer may have
+        put keys below a directory this mount created and has not uploaded (or listed) since.
+        If the endpoint cannot answer, the cache's knowledge stands (a key put meanwhile then
+        stays under its old name: nothing is lost)."""
         if d.remote:
             return True
         e = self.entry(d)
         if e is not None and e.base_etag is not None:
             return True
-        return any(x.base_etag is not None for x in self.journal.under(d.path))
+        if any(x.base_etag is not None for x in self.journal.under(d.path)):
+            return True
+        try:
+            page = await self.store.list_page(self.store.dir_key(d.path), None, None, max_keys=1)
+        except StoreError as exc:
+            log.info("cannot ask the bucket about %r before renaming it (%s); renaming locally", d.path, exc)
+            return False
+        return bool(page.objects or page.prefixes)
 
     def _target_base(self, path: str, dst: Node | None, dst_entry: Entry | None) -> str | None:
         if dst_entry is not None:

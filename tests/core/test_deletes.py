@@ -3,19 +3,8 @@ for entries that exist in the bucket; local-only entries are free."""
 
 import errno
 
-import pytest
-
 from mountsync.backend.memory import MemoryStore
-from mountsync.errors import FsError
-from tests.support.rig import run_rig
-
-
-async def expect_errno(code, coro):
-    with pytest.raises(FsError) as ei:
-        await coro
-    assert ei.value.errno == code, ei.value
-    return ei.value
-
+from tests.support.rig import expect_errno, run_rig
 
 # ------------------------------------------------------------ without --allow-delete
 

@@ -7,11 +7,13 @@ name, and another writer's version met on the way must be kept, never deleted.
 
 from __future__ import annotations
 
+import errno
+
 import trio
 
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
-from tests.support.rig import run_rig, wait_until
+from tests.support.rig import expect_errno, run_rig, wait_until
 
 CONFLICT_LOG = r"conflict on "
 
@@ -170,3 +172,39 @@ def test_dir_rename_over_empty_dir_with_marker(tmp_path):
         assert await rig.listdir("") == ["e"]
 
     run_rig(body, tmp_path, inner, write_back_delay=60, allow_delete=True)
+
+
+def test_rename_of_never_uploaded_dir_moves_keys_another_writer_put_below_it(tmp_path):
+    """mkdir d (its marker not uploaded yet), another writer puts d/o1, the mount has not seen
+    it, then mv d e: the bucket is asked, so d/o1 moves with the directory (found by the
+    mount-vs-directory model: before, d/o1 stayed behind, hidden by the cached listing)."""
+    inner = MemoryStore("b")
+
+    async def body(rig):
+        await rig.mkdir("d")
+        await rig.write_file("d/f", b"F")
+        assert sorted(await rig.listdir("d")) == ["f"]  # listed before the other writer's put
+        inner.put("d/o1", b"other")
+        await rig.rename("d", "e")
+        res = await rig.sync()
+        assert res.ok, res
+        assert sorted(await rig.listdir("e")) == ["f", "o1"]
+        assert inner.objects() == {"e/": b"", "e/f": b"F", "e/o1": b"other"}
+
+    run_rig(body, tmp_path, inner, write_back_delay=60, metadata_ttl=3600, negative_metadata_ttl=3600, allow_delete=True)
+
+
+def test_rename_of_never_uploaded_dir_with_another_writers_key_needs_allow_delete(tmp_path, allow_log):
+    """The same without --allow-delete: moving d/o1 would delete an object this mount did not
+    create, so the rename is refused and the bucket keeps it."""
+    inner = MemoryStore("b")
+
+    async def body(rig):
+        await rig.mkdir("d")
+        await rig.write_file("d/f", b"F")
+        assert sorted(await rig.listdir("d")) == ["f"]
+        inner.put("d/o1", b"other")
+        await expect_errno(errno.EPERM, rig.rename("d", "e"))
+        assert inner.objects()["d/o1"] == b"other"
+
+    run_rig(body, tmp_path, inner, write_back_delay=60, metadata_ttl=3600, negative_metadata_ttl=3600)

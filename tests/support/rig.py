@@ -213,3 +213,13 @@ def run_rig(fn, tmp_path, store=None, *, mock_clock: bool = False, **kw):
 
 
 __all__ = ["Rig", "run_rig", "make_config", "wait_until", "ROOT_INO"]
+
+
+async def expect_errno(code: int, coro) -> FsError:
+    """Await ``coro``; it must raise an FsError with errno ``code`` (returned)."""
+    try:
+        await coro
+    except FsError as exc:
+        assert exc.errno == code, exc
+        return exc
+    raise AssertionError(f"expected errno {code}, but the call succeeded")
