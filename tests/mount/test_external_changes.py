@@ -88,8 +88,9 @@ OPS_PER_THREAD = 40
 
 
 def test_concurrent_directory_updates_never_fail_with_eio(mount, s3, bucket):
-    """The s3fs-fuse concurrent-directory-updates pattern: threads list, read, remove
-    and re-create the same few names in one directory (bounded by operation count)."""
+    """The s3fs-fuse concurrent-directory-updates pattern: threads list, read, remove,
+    rename and re-create the same few names in one directory (bounded by operation count);
+    afterwards the mount and the bucket hold the same names and bytes."""
     m = mount("--allow-delete", "--write-back-delay", "0")
     d = m.path("dir")
     d.mkdir()
@@ -103,13 +104,15 @@ def test_concurrent_directory_updates_never_fail_with_eio(mount, s3, bucket):
             name = rnd.choice(NAMES)
             p = d / name
             try:
-                op = rnd.choice(["cat", "rm", "write", "write", "ls"])
+                op = rnd.choice(["cat", "rm", "write", "write", "ls", "mv"])
                 if op == "cat":
                     p.read_bytes()
                 elif op == "rm":
                     p.unlink()
                 elif op == "write":
                     p.write_bytes(b"foo\n")
+                elif op == "mv":
+                    os.replace(p, d / rnd.choice(NAMES))
                 else:
                     for entry in os.listdir(d):
                         os.stat(d / entry)
