@@ -113,8 +113,25 @@ CREATE TABLE IF NOT EXISTS multipart_uploads (
 """
 
 
+class _SavedRow:
+    """``saved_id``: the id of a row the journal holds. ``id`` is None only on a
+    dataclass built in memory and not saved yet (``Journal.save`` /
+    ``add_conflict`` set it); every row read from the journal has one, so asking
+    a never-saved row for it is a bug and raises, rather than letting None reach
+    an id column."""
+
+    id: int | None
+    path: str
+
+    @property
+    def saved_id(self) -> int:
+        if self.id is None:
+            raise ValueError(f"{type(self).__name__} for {self.path!r} has not been saved to the journal")
+        return self.id
+
+
 @dataclass
-class Entry:
+class Entry(_SavedRow):
     """One row of ``entries``. Mutate, then ``Journal.save``."""
 
     path: str
@@ -174,7 +191,7 @@ class MultipartRecord:
 
 
 @dataclass
-class Conflict:
+class Conflict(_SavedRow):
     """One conflict and where each version went (``bucket:KEY``, ``recovery:FILE``,
     ``pending``, ``discarded``...). ``kind``: ``modified`` (both changed),
     ``deleted-remotely`` (remote delete under a local edit), ``delete-refused``
@@ -411,24 +428,24 @@ class Journal:
 
     # -------------------------------------------------------------- conflicts
 
-    def add_conflict(self, c: "Conflict") -> int:
+    def add_conflict(self, c: Conflict) -> int:
         cols = [f.name for f in fields(Conflict) if f.name != "id"]
         cur = self._db.execute(
             f"INSERT INTO conflicts ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
             [getattr(c, k) for k in cols],
         )
         c.id = cur.lastrowid
-        return c.id
+        return c.saved_id
 
     def update_conflict(self, conflict_id: int, **changes) -> None:
         sets = ",".join(f"{c} = ?" for c in changes)
         self._db.execute(f"UPDATE conflicts SET {sets} WHERE id = ?", [*changes.values(), conflict_id])
 
-    def conflicts(self) -> list["Conflict"]:
+    def conflicts(self) -> list[Conflict]:
         rows = self._db.execute("SELECT * FROM conflicts ORDER BY id").fetchall()
         return [Conflict(**dict(r)) for r in rows]
 
-    def open_conflict(self, path: str) -> "Conflict | None":
+    def open_conflict(self, path: str) -> Conflict | None:
         row = self._db.execute(
             "SELECT * FROM conflicts WHERE path = ? AND resolved = 0 ORDER BY id DESC LIMIT 1", (path,)
         ).fetchone()

@@ -130,8 +130,7 @@ class Uploader:
         ResolvedElsewhere, or let the local version win: then try again on its ETag).
         Our own earlier upload (a crash before its commit) is recognised, not a conflict."""
         base = e.base_etag
-        entry_id = e.id
-        assert entry_id is not None  # a row read from the journal
+        entry_id = e.saved_id
         for _attempt in range(3):
             try:
                 return await attempt(base)
@@ -162,36 +161,37 @@ class Uploader:
         try:
             await self._check_base(key, e.base_etag)
             return await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
-        except (PreconditionFailedError, NotFoundError, ConflictError):
+        except (PreconditionFailedError, NotFoundError, ConflictError) as exc:
             remote = await self.store.head_or_none(key)
             if remote is None:
                 # deleted remotely: the whole local file must go up, which needs its bytes
-                raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated")
+                raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated") from exc
             self.conflicts.meta_change_lost(e, remote)
             raise ResolvedElsewhere(requeue=False) from None
 
     async def _upload_data(self, e: Entry, key: str) -> tuple[PutResult, int]:
-        assert e.id is not None
-        async with self.items.upload_source(e.id, e.path) as snap:
+        async with self.items.upload_source(e.saved_id, e.path) as snap:
             return await self._send(e, key, snap.path, snap.size, snap.gen)
 
     async def _send(self, e: Entry, key: str, source: str, size: int, gen: int) -> tuple[PutResult, int]:
         """Upload the file at ``source`` (a snapshot, or the gated cache file) as ``key``."""
         snap = source
-        e = self.journal.get_by_id(e.id) or e
+        entry_id = e.saved_id
+        e = self.journal.get_by_id(entry_id) or e
         md = metadata_for(e)
         try:
-            self.progress[e.id] = (0, size)
+            self.progress[entry_id] = (0, size)
             if size >= self.s.multipart_threshold:
                 async def multipart_once(base: str | None) -> PutResult:
                     await self._check_base(key, base)
                     return await self._multipart(e, key, snap, size, md, base)
 
                 return await self._resolving(e, key, snap, multipart_once), gen
-            result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)
+            # a body factory, not a leak: _put_resolving closes each body it opens
+            result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)  # noqa: SIM115
             return result, gen
         finally:
-            self.progress.pop(e.id, None)
+            self.progress.pop(entry_id, None)
 
     async def _own_earlier_upload(self, key: str, snapshot: str | None) -> PutResult | None:
         """After a crash between a successful upload and its journal commit, the retry
@@ -245,6 +245,7 @@ class Uploader:
         part_size = part_size_for(size, self.s.part_size)
         count = -(-size // part_size)
         etags: dict[int, str] = {}
+        entry_id = e.saved_id
         sent = 0
         limiter = trio.Semaphore(self.s.part_concurrency)
 
@@ -255,7 +256,7 @@ class Uploader:
                 body = await trio.to_thread.run_sync(_read_at, snap, off, min(part_size, size - off))
                 etags[num] = await self.store.upload_part(key, upload_id, num, body)
                 sent += len(body)
-                self.progress[e.id] = (sent, size)
+                self.progress[entry_id] = (sent, size)
 
         try:
             async with trio.open_nursery() as n:
