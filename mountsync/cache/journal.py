@@ -48,6 +48,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ..errors import FsError
 from ..keys import path_is_representable
@@ -249,6 +250,12 @@ class _Db:
                 raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
             raise
 
+    def update_row(self, table: str, key_col: str, key: object, changes: dict[str, Any]) -> None:
+        """``UPDATE table SET col = ?, ... WHERE key_col = key`` for the columns in ``changes``
+        (table and column names come from this code, never from file or user data)."""
+        sets = ",".join(f"{c} = ?" for c in changes)
+        self.execute(f"UPDATE {table} SET {sets} WHERE {key_col} = ?", [*changes.values(), key])
+
     def executescript(self, sql: str) -> None:
         self.conn.executescript(sql)
 
@@ -302,8 +309,7 @@ class Journal:
             )
             e.id = cur.lastrowid
         else:
-            sets = ",".join(f"{c} = ?" for c in _ENTRY_COLS)
-            self._db.execute(f"UPDATE entries SET {sets} WHERE id = ?", values + [e.id])
+            self._db.update_row("entries", "id", e.id, dict(zip(_ENTRY_COLS, values, strict=True)))
         return e
 
     def update(self, entry_id: int, **changes) -> None:
@@ -312,8 +318,7 @@ class Journal:
             check_entry_path(changes["path"])
         if "ranges" in changes:
             changes["ranges"] = json.dumps(changes["ranges"]) if changes["ranges"] else None
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*changes.values(), entry_id])
+        self._db.update_row("entries", "id", entry_id, changes)
 
     def bump_dirty(self, entry_id: int, *, meta_only: bool = False) -> int:
         """Record a local change; returns the new dirty generation.
@@ -420,8 +425,7 @@ class Journal:
         return [Tombstone(**dict(r)) for r in rows]
 
     def update_tombstone(self, path: str, **changes) -> None:
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE tombstones SET {sets} WHERE path = ?", [*changes.values(), path])
+        self._db.update_row("tombstones", "path", path, changes)
 
     def remove_tombstone(self, path: str) -> None:
         self._db.execute("DELETE FROM tombstones WHERE path = ?", (path,))
@@ -438,8 +442,7 @@ class Journal:
         return c.saved_id
 
     def update_conflict(self, conflict_id: int, **changes) -> None:
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE conflicts SET {sets} WHERE id = ?", [*changes.values(), conflict_id])
+        self._db.update_row("conflicts", "id", conflict_id, changes)
 
     def conflicts(self) -> list[Conflict]:
         rows = self._db.execute("SELECT * FROM conflicts ORDER BY id").fetchall()
@@ -468,8 +471,7 @@ class Journal:
         return [MultipartRecord(**dict(r)) for r in rows]
 
     def update_multipart(self, upload_id: str, **changes) -> None:
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE multipart_uploads SET {sets} WHERE upload_id = ?", [*changes.values(), upload_id])
+        self._db.update_row("multipart_uploads", "upload_id", upload_id, changes)
 
     def remove_multipart(self, upload_id: str) -> None:
         self._db.execute("DELETE FROM multipart_uploads WHERE upload_id = ?", (upload_id,))

@@ -16,6 +16,7 @@ bucket changed under the local edit), other ``StoreError`` (stop the item).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -114,14 +115,7 @@ class Uploader:
 
     async def _put(self, key: str, body: Body, metadata: dict[str, str], base: str | None) -> PutResult:
         await self._check_base(key, base)
-        try:
-            if base is None:
-                return await self.store.put(key, body, metadata, if_none_match=True)
-            return await self.store.put(key, body, metadata, if_match=base)
-        except (PreconditionFailedError, NotFoundError) as exc:
-            if isinstance(exc, NotFoundError) and base is None:
-                raise
-            raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+        return await _conditional_write(key, base, functools.partial(self.store.put, key, body, metadata))
 
     async def _resolving(self, e: Entry, key: str, snapshot: str | None,
                          attempt: Callable[[str | None], Awaitable[PutResult]]) -> PutResult:
@@ -269,14 +263,8 @@ class Uploader:
             # some servers (moto among them) ignore If-Match on CompleteMultipartUpload:
             # check just before completing, so at worst a race of one round trip remains
             await self._check_base(key, base, always=True)
-        try:
-            if base is None:
-                return await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
-            return await self.store.complete_multipart(key, upload_id, parts, if_match=base)
-        except (PreconditionFailedError, NotFoundError) as exc:
-            if isinstance(exc, NotFoundError) and base is None:
-                raise
-            raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+        return await _conditional_write(
+            key, base, functools.partial(self.store.complete_multipart, key, upload_id, parts))
 
     async def abort_recorded(self, upload_id: str) -> None:
         """Abort a multipart upload recorded in the journal and forget it; an upload id the
@@ -319,6 +307,20 @@ class Uploader:
             pass
         if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
+
+
+async def _conditional_write(key: str, base: str | None, write: Callable[..., Awaitable[PutResult]]) -> PutResult:
+    """``write`` (a PUT or a CompleteMultipartUpload of ``key``) on the condition that the
+    bucket still holds ``base``: If-Match ``base``, or If-None-Match when there was none.
+    A failed condition is a ConflictError; so is a vanished ``base`` (NotFoundError)."""
+    try:
+        if base is None:
+            return await write(if_none_match=True)
+        return await write(if_match=base)
+    except (PreconditionFailedError, NotFoundError) as exc:
+        if isinstance(exc, NotFoundError) and base is None:
+            raise
+        raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
 
 
 def first_store_error(group: BaseExceptionGroup) -> BaseException:
