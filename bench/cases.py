@@ -77,7 +77,8 @@ def groups(sizes: Sizes, write_back_delay: float = 1.0) -> list[Group]:
         ), ("native", "raw", *PEERS), cases_io.small_files),
         Group("ls", tuple(ls_rows), ("native", "raw", *PEERS), None),
         Group("random", (
-            Row("rand_time", f"{sizes.random_reads} random 4 KiB reads of a {fmt_size(sizes.rand_object)} object: time"),
+            Row("rand_time",
+                f"{sizes.random_reads} random 4 KiB reads of a {fmt_size(sizes.rand_object)} object: time"),
             Row("rand_bytes", "… bytes fetched (at the proxy)", unit="B",
                 targets=(Target("≤ 16 MiB", limit=16 * MiB),)),
         ), ("native", "raw", *PEERS), cases_io.random_reads),

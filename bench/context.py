@@ -110,7 +110,7 @@ class Ctx:
         for m in list(self.active):
             try:
                 m.kill()
-            except Exception:  # noqa: BLE001, S110 - clean-up must go on
+            except Exception:  # noqa: BLE001 - clean-up must go on
                 pass
         self.active.clear()
 

@@ -165,7 +165,7 @@ class Admin:
                 self.s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
             if delete_bucket:
                 self.s3.delete_bucket(Bucket=bucket)
-        except Exception:  # noqa: BLE001, S110 - best effort clean-up between samples
+        except Exception:  # noqa: BLE001 - best effort clean-up between samples
             pass
 
 

@@ -214,7 +214,7 @@ def plot(profile: str, groups: Sequence[Group], results: Mapping[Key, Result], p
     nrows = -(-len(rows) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(12, 2.4 * nrows), squeeze=False)
     colors = {"native": "#888888", "mountsync": "#1f77b4", "rclone": "#ff7f0e", "s3fs": "#2ca02c"}
-    for ax, row in zip(axes.flat, rows):
+    for ax, row in zip(axes.flat, rows, strict=False):  # the grid may have spare cells
         ref = reference(profile, row, results)
         bars = [(s, results.get((profile, row.id, s))) for s in ("native",)]
         bars += [(r.system, r) for r in raw_variants(profile, row, results)]

@@ -129,7 +129,8 @@ def commit() -> str:
         c = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                            text=True, timeout=20, check=False).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
-                                "--", "mountsync"], capture_output=True, text=True, timeout=20, check=False).stdout.strip()
+                                "--", "mountsync"],
+                               capture_output=True, text=True, timeout=20, check=False).stdout.strip()
         return c + (" (+ local changes to mountsync/)" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         return "?"

@@ -287,7 +287,8 @@ def versions(env: Env) -> dict[str, str]:
     for name, argv in probes.items():
         try:
             e = {k: v for k, v in env.env.items() if k != "AWS_CA_BUNDLE"}
-            r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL, check=False)
+            r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                               check=False)
             text = (r.stdout.strip() or r.stderr.strip()).splitlines()
             out[name] = text[0].strip() if text else "?"
         except (OSError, subprocess.TimeoutExpired):

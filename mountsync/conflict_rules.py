@@ -42,7 +42,7 @@ def split_extension(name: str) -> tuple[str, str]:
 
 
 def safe_host(host: str) -> str:
-    short = host.split(".")[0] or "host"
+    short = host.split(".", maxsplit=1)[0] or "host"
     return re.sub(r"[^A-Za-z0-9_-]", "-", short)[:40]
 
 

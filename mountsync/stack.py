@@ -64,7 +64,7 @@ class Stack:
         return self.items.data
 
     @classmethod
-    def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> "Stack":
+    def open(cls, config: MountConfig, store: ObjectStore, *, lock: bool = True) -> Stack:
         cache_dir = prepare_cache_dir(config.resolved_cache_dir())  # refuses a dir others could change
         lock_fd = lock_cache_dir(cache_dir) if lock else None
         try:
@@ -116,7 +116,7 @@ class Stack:
                 size = self.items.data.file_size(e.id)
                 if size != e.size:
                     self.journal.update(e.id, size=size)
-        for dirpath, _dirs, files in os.walk(self.items.data.data_dir):
+        for _dirpath, _dirs, files in os.walk(self.items.data.data_dir):
             for name in files:
                 if name.isdigit():
                     known.add(int(name))

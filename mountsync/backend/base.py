@@ -155,6 +155,19 @@ class StoreStats:
 Body = bytes | BinaryIO
 
 
+# ------------------------------------------- forms every implementation returns
+
+
+def normalize_etag(etag: str | None) -> str:
+    """An ETag as this interface carries it: without surrounding quotes or blanks ("" for none)."""
+    return (etag or "").strip().strip('"')
+
+
+def normalize_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    """User metadata as this interface carries it: names lower-cased, values as strings."""
+    return {str(k).lower(): str(v) for k, v in (metadata or {}).items()}
+
+
 # ------------------------------------------------------------------ protocol
 
 

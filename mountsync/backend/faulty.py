@@ -272,9 +272,10 @@ class FaultyStore:
             down = self._down
             delay = self._delays.get(op, 0.0) or self._delays.get("*", 0.0)
             random_spec: ExcSpec | None = None
-            if self._rate > 0 and (self._rate_ops is None or op in self._rate_ops):
-                if self._rng.random() < self._rate:
-                    random_spec = self._rate_factory
+            # the random draw only for an op the rate applies to (keeps a seeded run's sequence)
+            if (self._rate > 0 and (self._rate_ops is None or op in self._rate_ops)
+                    and self._rng.random() < self._rate):
+                random_spec = self._rate_factory
         if down:
             self._record(op, key, "injected:UnreachableError")
             raise UnreachableError(f"injected: endpoint down ({op})", code="Injected")

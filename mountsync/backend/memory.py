@@ -48,6 +48,8 @@ from .base import (
     PreconditionFailedError,
     PutResult,
     StoreStats,
+    normalize_etag,
+    normalize_metadata,
 )
 
 MAX_LIST_KEYS = 1000
@@ -77,14 +79,6 @@ def _read_body(body: Body) -> bytes:
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError("body must be bytes or a binary file object")
     return bytes(data)
-
-
-def _norm_etag(etag: str) -> str:
-    return etag.strip().strip('"')
-
-
-def _norm_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in (metadata or {}).items()}
 
 
 def _after(key: str) -> str:
@@ -132,6 +126,14 @@ class MemoryStore:
             i = bisect.bisect_left(self._keys, key)
             del self._keys[i]
 
+    def _object_locked(self, key: str) -> _Object:
+        """The object at ``key``, or NotFoundError (the bucket checked first)."""
+        self._check_bucket_locked()
+        obj = self._objects.get(key)
+        if obj is None:
+            raise NotFoundError(f"{key!r} does not exist", code="NoSuchKey")
+        return obj
+
     def _check_conditions_locked(
         self, key: str, if_match: str | None, if_none_match: bool
     ) -> None:
@@ -143,8 +145,8 @@ class MemoryStore:
         if if_match is not None:
             if current is None:
                 raise NotFoundError(f"{key!r} does not exist (If-Match)", code="NoSuchKey")
-            wanted = _norm_etag(if_match)
-            if wanted != "*" and wanted != current.etag:
+            wanted = normalize_etag(if_match)
+            if wanted not in ("*", current.etag):
                 raise PreconditionFailedError(
                     f"{key!r} has ETag {current.etag}, not {wanted} (If-Match)",
                     code="PreconditionFailed",
@@ -208,11 +210,7 @@ class MemoryStore:
     def head(self, key: str) -> ObjectInfo:
         self.stats.count("head")
         with self._lock:
-            self._check_bucket_locked()
-            obj = self._objects.get(key)
-            if obj is None:
-                raise NotFoundError(f"{key!r} does not exist", code="NoSuchKey")
-            return self._info(key, obj, True)
+            return self._info(key, self._object_locked(key), True)
 
     def get(
         self,
@@ -227,10 +225,7 @@ class MemoryStore:
         data = b""
         try:
             with self._lock:
-                self._check_bucket_locked()
-                obj = self._objects.get(key)
-                if obj is None:
-                    raise NotFoundError(f"{key!r} does not exist", code="NoSuchKey")
+                obj = self._object_locked(key)
                 if if_match is not None:
                     self._check_conditions_locked(key, if_match, False)
                 if not empty_range:
@@ -257,7 +252,7 @@ class MemoryStore:
         with self._lock:
             self._check_bucket_locked()
             self._check_conditions_locked(key, if_match, if_none_match)
-            self._store_locked(key, _Object(data, etag, time.time(), _norm_metadata(metadata)))
+            self._store_locked(key, _Object(data, etag, time.time(), normalize_metadata(metadata)))
         return PutResult(etag=etag)
 
     def create_multipart(self, key: str, metadata: dict[str, str] | None = None) -> str:
@@ -265,7 +260,7 @@ class MemoryStore:
         with self._lock:
             self._check_bucket_locked()
             upload_id = f"mem-upload-{next(self._upload_ids)}"
-            self._uploads[upload_id] = _Upload(key, _norm_metadata(metadata), time.time())
+            self._uploads[upload_id] = _Upload(key, normalize_metadata(metadata), time.time())
         return upload_id
 
     def _upload_locked(self, key: str, upload_id: str) -> _Upload:
@@ -307,7 +302,7 @@ class MemoryStore:
             digests: list[bytes] = []
             for number, etag in parts:
                 stored = upload.parts.get(number)
-                if stored is None or stored[0] != _norm_etag(etag):
+                if stored is None or stored[0] != normalize_etag(etag):
                     raise InvalidRequestError(f"part {number} not found or ETag differs", code="InvalidPart")
                 digests.append(bytes.fromhex(stored[0]))
                 chunks.append(stored[1])
@@ -346,20 +341,13 @@ class MemoryStore:
     ) -> PutResult:
         self.stats.count("copy")
         with self._lock:
-            self._check_bucket_locked()
-            src = self._objects.get(src_key)
-            if src is None:
-                raise NotFoundError(f"{src_key!r} does not exist", code="NoSuchKey")
-            if if_match is not None and _norm_etag(if_match) not in ("*", src.etag):
-                raise PreconditionFailedError(
-                    f"{src_key!r} has ETag {src.etag}, not {_norm_etag(if_match)}",
-                    code="PreconditionFailed",
-                )
+            src = self._object_locked(src_key)
+            self._check_conditions_locked(src_key, if_match, False)  # If-Match is on the source
             if if_none_match:
                 self._check_conditions_locked(dst_key, None, True)
             if src_key == dst_key and metadata is None:
                 raise InvalidRequestError("copy of an object onto itself without changes", code="InvalidRequest")
-            new_meta = dict(src.metadata) if metadata is None else _norm_metadata(metadata)
+            new_meta = dict(src.metadata) if metadata is None else normalize_metadata(metadata)
             etag = hashlib.md5(src.data).hexdigest()
             self._store_locked(dst_key, _Object(src.data, etag, time.time(), new_meta))
         return PutResult(etag=etag)

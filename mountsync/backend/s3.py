@@ -1,4 +1,5 @@
-"""S3Store: the ObjectStore over boto3. The only module allowed to import boto3/botocore.
+"""S3Store: the ObjectStore over boto3. Only the backend/s3*.py modules (this one and
+``s3_errors``, the error mapping) may import boto3/botocore.
 
 Threads: one boto3 client is created in ``__init__`` and shared; botocore
 clients are thread-safe (the boto3 *session* is not, so it is used only in
@@ -24,32 +25,27 @@ Limits: ``copy`` is a single CopyObject, so sources over 5 GiB fail with
 InvalidRequestError (no UploadPartCopy). ``CopySourceIfMatch`` is sent but some
 servers (moto) ignore it.
 
-Errors are mapped to ``base.py`` classes by ``map_error``: the server's code
-and HTTP status decide; connection failures become UnreachableError (could not
-connect) or TransientError (reset/timeout after connecting).
+Errors are mapped to ``base.py`` classes by ``map_error`` (``s3_errors.py``):
+the server's code and HTTP status decide; connection failures become
+UnreachableError (could not connect) or TransientError (reset/timeout after
+connecting).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
-import botocore.exceptions as bce
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.utils import determine_content_length
 
-try:  # urllib3 is a botocore dependency; its errors may escape while streaming a body
-    from urllib3.exceptions import HTTPError as _Urllib3Error
-except ImportError:  # pragma: no cover
-    _Urllib3Error = OSError  # type: ignore[misc, assignment]
-
 from .base import (
-    AccessDeniedError,
     Body,
     BucketNotFoundError,
     InvalidRequestError,
@@ -57,77 +53,16 @@ from .base import (
     MultipartUpload,
     NotFoundError,
     ObjectInfo,
-    PreconditionFailedError,
     PutResult,
     StoreError,
     StoreStats,
-    TransientError,
-    UnreachableError,
+    normalize_etag,
+    normalize_metadata,
 )
+from .s3_errors import map_error
 
 T = TypeVar("T")
 _PROBE_CONFIG = Config(connect_timeout=5.0, read_timeout=5.0, retries={"total_max_attempts": 1, "mode": "standard"})
-
-_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchUpload", "NotFound", "404", "NoSuchVersion"}
-_BUCKET_CODES = {"NoSuchBucket"}
-_DENIED_CODES = {
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
-    "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AccountProblem", "403",
-}
-_PRECONDITION_CODES = {"PreconditionFailed", "412"}
-_TRANSIENT_CODES = {
-    "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
-    "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "OperationAborted",
-    "ConditionalRequestConflict", "500", "502", "503", "504",
-}
-_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-def map_error(exc: BaseException, what: str = "") -> StoreError:
-    """The StoreError for a botocore/urllib3 exception; ``what`` names the request."""
-    prefix = f"{what}: " if what else ""
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, bce.ClientError):
-        err = exc.response.get("Error", {}) or {}
-        code = str(err.get("Code", "") or "")
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        msg = f"{prefix}{code or status} {err.get('Message', '') or ''}".rstrip()
-        if code in _BUCKET_CODES:
-            return BucketNotFoundError(msg, code=code)
-        if code in _NOT_FOUND_CODES or status == 404:
-            return NotFoundError(msg, code=code)
-        if code in _PRECONDITION_CODES or status == 412:
-            return PreconditionFailedError(msg, code=code)
-        if code in _DENIED_CODES or status == 403:
-            return AccessDeniedError(msg, code=code)
-        if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS or status >= 500:
-            return TransientError(msg, code=code)
-        return InvalidRequestError(msg, code=code)
-    # Could not open a connection at all (refused, DNS, connect timeout, TLS, proxy).
-    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionError)):
-        return UnreachableError(f"{prefix}{exc}", code=type(exc).__name__)
-    # Connected, then the exchange broke (reset, read timeout, truncated body).
-    if isinstance(
-        exc,
-        (
-            bce.ReadTimeoutError, bce.ConnectionClosedError, bce.ResponseStreamingError,
-            bce.IncompleteReadError, bce.HTTPClientError, _Urllib3Error, ConnectionError, TimeoutError,
-        ),
-    ):
-        return TransientError(f"{prefix}{exc}", code=type(exc).__name__)
-    if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError, bce.CredentialRetrievalError)):
-        return AccessDeniedError(f"{prefix}no usable AWS credentials: {exc}", code=type(exc).__name__)
-    if isinstance(exc, (bce.ParamValidationError, bce.ProfileNotFound, bce.InvalidRegionError)):
-        return InvalidRequestError(f"{prefix}{exc}", code=type(exc).__name__)
-    if isinstance(exc, bce.BotoCoreError):
-        return StoreError(f"{prefix}{exc}", code=type(exc).__name__)
-    return StoreError(f"{prefix}{type(exc).__name__}: {exc}")
-
-
-def _etag(value: str | None) -> str:
-    return (value or "").strip().strip('"')
-
 
 def _quoted(etag: str) -> str:
     etag = etag.strip()
@@ -138,12 +73,13 @@ def _version(value: str | None) -> str | None:
     return None if value in (None, "", "null") else value
 
 
+def _put_result(resp: Any, etag: str | None) -> PutResult:
+    """The PutResult of a write's response ``resp`` whose new object has ``etag``."""
+    return PutResult(etag=normalize_etag(etag), version_id=_version(resp.get("VersionId")))
+
+
 def _md5_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
-
-
-def _metadata(raw: dict[str, str] | None) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in (raw or {}).items()}
 
 
 def _add_content_md5(params: dict[str, Any], **_: Any) -> None:
@@ -281,7 +217,8 @@ class S3Store:
         return params
 
     @staticmethod
-    def _conditions(if_match: str | None, if_none_match: bool) -> dict[str, str]:
+    def _conditions(if_match: str | None, if_none_match: bool = False) -> dict[str, str]:
+        """The IfMatch/IfNoneMatch request parameters (``if_match`` quoted, ``*`` kept)."""
         params: dict[str, str] = {}
         if if_match is not None:
             params["IfMatch"] = _quoted(if_match)
@@ -323,7 +260,7 @@ class S3Store:
             ObjectInfo(
                 key=o["Key"],
                 size=int(o.get("Size", 0)),
-                etag=_etag(o.get("ETag")),
+                etag=normalize_etag(o.get("ETag")),
                 last_modified=o["LastModified"].timestamp(),
             )
             for o in resp.get("Contents", [])
@@ -333,16 +270,14 @@ class S3Store:
         return ListPage(objects, prefixes, next_token or None)
 
     def _head(self, key: str, if_match: str | None = None) -> ObjectInfo:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if if_match is not None:
-            params["IfMatch"] = _quoted(if_match)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._conditions(if_match)}
         resp = self._call("head", f"HeadObject {key!r}", lambda: self._client.head_object(**params))
         return ObjectInfo(
             key=key,
             size=int(resp.get("ContentLength", 0)),
-            etag=_etag(resp.get("ETag")),
+            etag=normalize_etag(resp.get("ETag")),
             last_modified=resp["LastModified"].timestamp(),
-            metadata=_metadata(resp.get("Metadata")),
+            metadata=normalize_metadata(resp.get("Metadata")),
             version_id=_version(resp.get("VersionId")),
         )
 
@@ -355,13 +290,11 @@ class S3Store:
         if end is not None and end <= start:
             self._head(key, if_match)  # existence and condition only
             return b""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._conditions(if_match)}
         if end is not None:
             params["Range"] = f"bytes={start}-{end - 1}"
         elif start > 0:
             params["Range"] = f"bytes={start}-"
-        if if_match is not None:
-            params["IfMatch"] = _quoted(if_match)
 
         def fetch() -> bytes:
             resp = self._client.get_object(**params)
@@ -385,15 +318,17 @@ class S3Store:
             "Key": key,
             "Body": payload,
             "ContentMD5": md5,
-            "Metadata": _metadata(metadata),
+            "Metadata": normalize_metadata(metadata),
             **self._write_params(),
             **self._conditions(if_match, if_none_match),
         }
         resp = self._call("put", f"PutObject {key!r}", lambda: self._client.put_object(**params), up=size)
-        return PutResult(etag=_etag(resp.get("ETag")), version_id=_version(resp.get("VersionId")))
+        return _put_result(resp, resp.get("ETag"))
 
     def create_multipart(self, key: str, metadata: dict[str, str] | None = None) -> str:
-        params = {"Bucket": self.bucket, "Key": key, "Metadata": _metadata(metadata), **self._write_params()}
+        params: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": key, "Metadata": normalize_metadata(metadata), **self._write_params(),
+        }
         resp = self._call(
             "create_multipart", f"CreateMultipartUpload {key!r}",
             lambda: self._client.create_multipart_upload(**params),
@@ -410,7 +345,7 @@ class S3Store:
             ),
             up=size,
         )
-        return _etag(resp.get("ETag"))
+        return normalize_etag(resp.get("ETag"))
 
     def complete_multipart(
         self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
@@ -427,7 +362,7 @@ class S3Store:
             "complete_multipart", f"CompleteMultipartUpload {key!r}",
             lambda: self._client.complete_multipart_upload(**params),
         )
-        return PutResult(etag=_etag(resp.get("ETag")), version_id=_version(resp.get("VersionId")))
+        return _put_result(resp, resp.get("ETag"))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call(
@@ -439,10 +374,10 @@ class S3Store:
         found: list[MultipartUpload] = []
         markers: dict[str, str] = {}
         while True:
-            params = {"Bucket": self.bucket, "Prefix": prefix, **markers}
+            params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, **markers}
             resp = self._call(
                 "list_multipart_uploads", f"ListMultipartUploads {prefix!r}",
-                lambda: self._client.list_multipart_uploads(**params),
+                functools.partial(self._client.list_multipart_uploads, **params),
             )
             for u in resp.get("Uploads", []) or []:
                 found.append(
@@ -470,7 +405,7 @@ class S3Store:
             params["MetadataDirective"] = "COPY"
         else:
             params["MetadataDirective"] = "REPLACE"
-            params["Metadata"] = _metadata(metadata)
+            params["Metadata"] = normalize_metadata(metadata)
         if if_match is not None:
             params["CopySourceIfMatch"] = _quoted(if_match)
         if if_none_match:
@@ -478,13 +413,10 @@ class S3Store:
         resp = self._call(
             "copy", f"CopyObject {src_key!r} -> {dst_key!r}", lambda: self._client.copy_object(**params)
         )
-        result = resp.get("CopyObjectResult", {}) or {}
-        return PutResult(etag=_etag(result.get("ETag")), version_id=_version(resp.get("VersionId")))
+        return _put_result(resp, (resp.get("CopyObjectResult") or {}).get("ETag"))
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if if_match is not None:
-            params["IfMatch"] = _quoted(if_match)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._conditions(if_match)}
         self._call("delete", f"DeleteObject {key!r}", lambda: self._client.delete_object(**params))
 
     def delete_many(self, keys: list[str]) -> list[str]:
@@ -493,7 +425,8 @@ class S3Store:
             chunk = keys[i : i + 1000]
             resp = self._call(
                 "delete_many", f"DeleteObjects ({len(chunk)} keys)",
-                lambda: self._client.delete_objects(
+                functools.partial(
+                    self._client.delete_objects,
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
                 ),

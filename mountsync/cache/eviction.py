@@ -42,8 +42,7 @@ def evict(items: Items, usage: int, limit: int) -> int:
         return 0
     candidates = []
     for e in items.journal.clean_cached():
-        entry_id = e.id
-        assert entry_id is not None  # rows read from the journal always have one
+        entry_id = e.saved_id
         if items.is_open(entry_id):
             continue  # open right now
         size = items.data.allocated(entry_id)

@@ -315,14 +315,14 @@ class Items:
 
     def record_upload(self, e: Entry, gen: int, etag: str, version_id: str | None) -> Entry | None:
         """Generation ``gen`` of ``e`` is in the bucket as ``etag``."""
-        assert e.id is not None
+        entry_id = e.saved_id
         changes: dict[str, Any] = {"base_etag": etag, "base_version": version_id,
                                    "uploaded_gen": max(gen, e.uploaded_gen), "error": None, "attempts": 0,
                                    "next_attempt": 0}
         if gen >= e.dirty_gen:
             changes["meta_only"] = 0
-        self.journal.update(e.id, **changes)
-        return self.journal.get_by_id(e.id)
+        self.journal.update(entry_id, **changes)
+        return self.journal.get_by_id(entry_id)
 
     async def copy_to(self, entry_id: int, dst: str) -> None:
         """A private copy of the entry's current content (conflict recovery)."""

@@ -48,6 +48,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ..errors import FsError
 from ..keys import path_is_representable
@@ -113,8 +114,25 @@ CREATE TABLE IF NOT EXISTS multipart_uploads (
 """
 
 
+class _SavedRow:
+    """``saved_id``: the id of a row the journal holds. ``id`` is None only on a
+    dataclass built in memory and not saved yet (``Journal.save`` /
+    ``add_conflict`` set it); every row read from the journal has one, so asking
+    a never-saved row for it is a bug and raises, rather than letting None reach
+    an id column."""
+
+    id: int | None
+    path: str
+
+    @property
+    def saved_id(self) -> int:
+        if self.id is None:
+            raise ValueError(f"{type(self).__name__} for {self.path!r} has not been saved to the journal")
+        return self.id
+
+
 @dataclass
-class Entry:
+class Entry(_SavedRow):
     """One row of ``entries``. Mutate, then ``Journal.save``."""
 
     path: str
@@ -174,7 +192,7 @@ class MultipartRecord:
 
 
 @dataclass
-class Conflict:
+class Conflict(_SavedRow):
     """One conflict and where each version went (``bucket:KEY``, ``recovery:FILE``,
     ``pending``, ``discarded``...). ``kind``: ``modified`` (both changed),
     ``deleted-remotely`` (remote delete under a local edit), ``delete-refused``
@@ -232,6 +250,12 @@ class _Db:
                 raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
             raise
 
+    def update_row(self, table: str, key_col: str, key: object, changes: dict[str, Any]) -> None:
+        """``UPDATE table SET col = ?, ... WHERE key_col = key`` for the columns in ``changes``
+        (table and column names come from this code, never from file or user data)."""
+        sets = ",".join(f"{c} = ?" for c in changes)
+        self.execute(f"UPDATE {table} SET {sets} WHERE {key_col} = ?", [*changes.values(), key])
+
     def executescript(self, sql: str) -> None:
         self.conn.executescript(sql)
 
@@ -285,8 +309,7 @@ class Journal:
             )
             e.id = cur.lastrowid
         else:
-            sets = ",".join(f"{c} = ?" for c in _ENTRY_COLS)
-            self._db.execute(f"UPDATE entries SET {sets} WHERE id = ?", values + [e.id])
+            self._db.update_row("entries", "id", e.id, dict(zip(_ENTRY_COLS, values, strict=True)))
         return e
 
     def update(self, entry_id: int, **changes) -> None:
@@ -295,8 +318,7 @@ class Journal:
             check_entry_path(changes["path"])
         if "ranges" in changes:
             changes["ranges"] = json.dumps(changes["ranges"]) if changes["ranges"] else None
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE entries SET {sets} WHERE id = ?", [*changes.values(), entry_id])
+        self._db.update_row("entries", "id", entry_id, changes)
 
     def bump_dirty(self, entry_id: int, *, meta_only: bool = False) -> int:
         """Record a local change; returns the new dirty generation.
@@ -403,32 +425,30 @@ class Journal:
         return [Tombstone(**dict(r)) for r in rows]
 
     def update_tombstone(self, path: str, **changes) -> None:
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE tombstones SET {sets} WHERE path = ?", [*changes.values(), path])
+        self._db.update_row("tombstones", "path", path, changes)
 
     def remove_tombstone(self, path: str) -> None:
         self._db.execute("DELETE FROM tombstones WHERE path = ?", (path,))
 
     # -------------------------------------------------------------- conflicts
 
-    def add_conflict(self, c: "Conflict") -> int:
+    def add_conflict(self, c: Conflict) -> int:
         cols = [f.name for f in fields(Conflict) if f.name != "id"]
         cur = self._db.execute(
             f"INSERT INTO conflicts ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
             [getattr(c, k) for k in cols],
         )
         c.id = cur.lastrowid
-        return c.id
+        return c.saved_id
 
     def update_conflict(self, conflict_id: int, **changes) -> None:
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE conflicts SET {sets} WHERE id = ?", [*changes.values(), conflict_id])
+        self._db.update_row("conflicts", "id", conflict_id, changes)
 
-    def conflicts(self) -> list["Conflict"]:
+    def conflicts(self) -> list[Conflict]:
         rows = self._db.execute("SELECT * FROM conflicts ORDER BY id").fetchall()
         return [Conflict(**dict(r)) for r in rows]
 
-    def open_conflict(self, path: str) -> "Conflict | None":
+    def open_conflict(self, path: str) -> Conflict | None:
         row = self._db.execute(
             "SELECT * FROM conflicts WHERE path = ? AND resolved = 0 ORDER BY id DESC LIMIT 1", (path,)
         ).fetchone()
@@ -451,8 +471,7 @@ class Journal:
         return [MultipartRecord(**dict(r)) for r in rows]
 
     def update_multipart(self, upload_id: str, **changes) -> None:
-        sets = ",".join(f"{c} = ?" for c in changes)
-        self._db.execute(f"UPDATE multipart_uploads SET {sets} WHERE upload_id = ?", [*changes.values(), upload_id])
+        self._db.update_row("multipart_uploads", "upload_id", upload_id, changes)
 
     def remove_multipart(self, upload_id: str) -> None:
         self._db.execute("DELETE FROM multipart_uploads WHERE upload_id = ?", (upload_id,))

@@ -143,8 +143,8 @@ class ConflictHandler:
     async def on_upload_conflict(self, e: Entry, snapshot: str | None, strategy: str | None = None) -> str:
         """The bucket changed under the local edit of ``e``. Returns the ETag to retry the
         upload against (local wins), or raises ResolvedElsewhere."""
-        assert e.id is not None  # a row read from the journal
-        strategy = strategy or self.overrides.pop(e.id, None) or self.strategy
+        entry_id = e.saved_id
+        strategy = strategy or self.overrides.pop(entry_id, None) or self.strategy
         key = self.store.key(e.path)
         remote = await self.store.head_or_none(key)
         if remote is not None and remote.etag == e.base_etag:
@@ -159,10 +159,10 @@ class ConflictHandler:
                              remote_to=f"bucket:{key}" if remote else "deleted")
             raise ResolvedElsewhere(requeue=False, manual=True)
         if existing is not None and existing.strategy == "manual":
-            self.journal.update_conflict(existing.id, resolved=1)
+            self.journal.update_conflict(existing.saved_id, resolved=1)
         if remote is None:
             self._record(e, kind, strategy, None, local_to=f"bucket:{key}", remote_to="deleted")
-            self.journal.update(e.id, base_etag=None, base_version=None)
+            self.journal.update(entry_id, base_etag=None, base_version=None)
             raise ResolvedElsewhere(requeue=True)
         if res.upload_local_as == "conflict-name":
             new_path = await self.copies.free_path(e.path)
@@ -170,19 +170,19 @@ class ConflictHandler:
                          remote_to=f"bucket:{key}")
             old = e.path
             self.journal.rename_subtree(old, new_path)
-            self.items.move(e.id, None)
-            self.events.publish(EntryMoved(e.id, old, new_path))
+            self.items.move(entry_id, None)
+            self.events.publish(EntryMoved(entry_id, old, new_path))
             raise ResolvedElsewhere(requeue=True)
         if res.upload_local_as == "original":
             c = self._record(e, kind, strategy, remote, local_to=f"bucket:{key}", remote_to="recovery")
             dest = await self._recover_remote(c, key, remote)
-            self.journal.update_conflict(c.id, remote_to=f"recovery:{dest}")
-            self.journal.update(e.id, base_etag=remote.etag, base_version=remote.version_id)
+            self.journal.update_conflict(c.saved_id, remote_to=f"recovery:{dest}")
+            self.journal.update(entry_id, base_etag=remote.etag, base_version=remote.version_id)
             return remote.etag
         # remote wins
         c = self._record(e, kind, strategy, remote, local_to="recovery", remote_to=f"bucket:{key}")
         dest = await self._recover_local(c, e)
-        self.journal.update_conflict(c.id, local_to=f"recovery:{dest}")
+        self.journal.update_conflict(c.saved_id, local_to=f"recovery:{dest}")
         self.reset_to_remote(e, remote)
         raise ResolvedElsewhere(requeue=False)
 
@@ -195,10 +195,10 @@ class ConflictHandler:
 
     def reset_to_remote(self, e: Entry, remote: ObjectInfo) -> None:
         """Forget the local version of ``e``: the entry becomes a clean view of ``remote``."""
-        assert e.id is not None
-        self.items.reset_to(e.id, RemoteVersion(remote.etag, remote.version_id, remote.size),
+        entry_id = e.saved_id
+        self.items.reset_to(entry_id, RemoteVersion(remote.etag, remote.version_id, remote.size),
                             mtime_ns=_mtime_ns(remote) or e.mtime_ns)
-        self.events.publish(EntryReset(e.id, e.path))
+        self.events.publish(EntryReset(entry_id, e.path))
 
     def _record(self, e: Entry, kind: str, strategy: str, remote: ObjectInfo | None, *,
                 local_to: str, remote_to: str) -> Conflict:
@@ -212,7 +212,7 @@ class ConflictHandler:
             remote_to)
 
     async def _recover_remote(self, c: Conflict, key: str, remote: ObjectInfo) -> str:
-        dest = os.path.join(self.recovery_dir, f"{c.id}-remote")
+        dest = os.path.join(self.recovery_dir, f"{c.saved_id}-remote")
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:  # in bounded chunks, like every download (cache.fetch): never whole in memory
             await fetch_chunks(self.store, key, remote.etag, [(0, remote.size)], lambda b, at: os.pwrite(fd, b, at))
@@ -224,13 +224,11 @@ class ConflictHandler:
         return dest
 
     async def _recover_local(self, c: Conflict, e: Entry) -> str:
-        assert e.id is not None  # a row read from the journal
-        dest = os.path.join(self.recovery_dir, f"{c.id}-local")
+        dest = os.path.join(self.recovery_dir, f"{c.saved_id}-local")
         if e.kind == stat.S_IFLNK:
             await trio.to_thread.run_sync(_write_private, dest, (e.target or "").encode())
             return dest
-        assert e.id is not None
-        await self.items.copy_to(e.id, dest)
+        await self.items.copy_to(e.saved_id, dest)
         return dest
 
     # ------------------------------------------------------------ deletes

@@ -16,6 +16,7 @@ bucket changed under the local edit), other ``StoreError`` (stop the item).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -114,14 +115,7 @@ class Uploader:
 
     async def _put(self, key: str, body: Body, metadata: dict[str, str], base: str | None) -> PutResult:
         await self._check_base(key, base)
-        try:
-            if base is None:
-                return await self.store.put(key, body, metadata, if_none_match=True)
-            return await self.store.put(key, body, metadata, if_match=base)
-        except (PreconditionFailedError, NotFoundError) as exc:
-            if isinstance(exc, NotFoundError) and base is None:
-                raise
-            raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+        return await _conditional_write(key, base, functools.partial(self.store.put, key, body, metadata))
 
     async def _resolving(self, e: Entry, key: str, snapshot: str | None,
                          attempt: Callable[[str | None], Awaitable[PutResult]]) -> PutResult:
@@ -130,8 +124,7 @@ class Uploader:
         ResolvedElsewhere, or let the local version win: then try again on its ETag).
         Our own earlier upload (a crash before its commit) is recognised, not a conflict."""
         base = e.base_etag
-        entry_id = e.id
-        assert entry_id is not None  # a row read from the journal
+        entry_id = e.saved_id
         for _attempt in range(3):
             try:
                 return await attempt(base)
@@ -162,36 +155,37 @@ class Uploader:
         try:
             await self._check_base(key, e.base_etag)
             return await self.store.copy(key, key, metadata_for(e), if_match=e.base_etag)
-        except (PreconditionFailedError, NotFoundError, ConflictError):
+        except (PreconditionFailedError, NotFoundError, ConflictError) as exc:
             remote = await self.store.head_or_none(key)
             if remote is None:
                 # deleted remotely: the whole local file must go up, which needs its bytes
-                raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated")
+                raise ConflictError(f"{key!r} was deleted in the bucket before its metadata was updated") from exc
             self.conflicts.meta_change_lost(e, remote)
             raise ResolvedElsewhere(requeue=False) from None
 
     async def _upload_data(self, e: Entry, key: str) -> tuple[PutResult, int]:
-        assert e.id is not None
-        async with self.items.upload_source(e.id, e.path) as snap:
+        async with self.items.upload_source(e.saved_id, e.path) as snap:
             return await self._send(e, key, snap.path, snap.size, snap.gen)
 
     async def _send(self, e: Entry, key: str, source: str, size: int, gen: int) -> tuple[PutResult, int]:
         """Upload the file at ``source`` (a snapshot, or the gated cache file) as ``key``."""
         snap = source
-        e = self.journal.get_by_id(e.id) or e
+        entry_id = e.saved_id
+        e = self.journal.get_by_id(entry_id) or e
         md = metadata_for(e)
         try:
-            self.progress[e.id] = (0, size)
+            self.progress[entry_id] = (0, size)
             if size >= self.s.multipart_threshold:
                 async def multipart_once(base: str | None) -> PutResult:
                     await self._check_base(key, base)
                     return await self._multipart(e, key, snap, size, md, base)
 
                 return await self._resolving(e, key, snap, multipart_once), gen
-            result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)
+            # a body factory, not a leak: _put_resolving closes each body it opens
+            result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)  # noqa: SIM115
             return result, gen
         finally:
-            self.progress.pop(e.id, None)
+            self.progress.pop(entry_id, None)
 
     async def _own_earlier_upload(self, key: str, snapshot: str | None) -> PutResult | None:
         """After a crash between a successful upload and its journal commit, the retry
@@ -245,6 +239,7 @@ class Uploader:
         part_size = part_size_for(size, self.s.part_size)
         count = -(-size // part_size)
         etags: dict[int, str] = {}
+        entry_id = e.saved_id
         sent = 0
         limiter = trio.Semaphore(self.s.part_concurrency)
 
@@ -255,7 +250,7 @@ class Uploader:
                 body = await trio.to_thread.run_sync(_read_at, snap, off, min(part_size, size - off))
                 etags[num] = await self.store.upload_part(key, upload_id, num, body)
                 sent += len(body)
-                self.progress[e.id] = (sent, size)
+                self.progress[entry_id] = (sent, size)
 
         try:
             async with trio.open_nursery() as n:
@@ -268,14 +263,8 @@ class Uploader:
             # some servers (moto among them) ignore If-Match on CompleteMultipartUpload:
             # check just before completing, so at worst a race of one round trip remains
             await self._check_base(key, base, always=True)
-        try:
-            if base is None:
-                return await self.store.complete_multipart(key, upload_id, parts, if_none_match=True)
-            return await self.store.complete_multipart(key, upload_id, parts, if_match=base)
-        except (PreconditionFailedError, NotFoundError) as exc:
-            if isinstance(exc, NotFoundError) and base is None:
-                raise
-            raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
+        return await _conditional_write(
+            key, base, functools.partial(self.store.complete_multipart, key, upload_id, parts))
 
     async def abort_recorded(self, upload_id: str) -> None:
         """Abort a multipart upload recorded in the journal and forget it; an upload id the
@@ -318,6 +307,20 @@ class Uploader:
             pass
         if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
+
+
+async def _conditional_write(key: str, base: str | None, write: Callable[..., Awaitable[PutResult]]) -> PutResult:
+    """``write`` (a PUT or a CompleteMultipartUpload of ``key``) on the condition that the
+    bucket still holds ``base``: If-Match ``base``, or If-None-Match when there was none.
+    A failed condition is a ConflictError; so is a vanished ``base`` (NotFoundError)."""
+    try:
+        if base is None:
+            return await write(if_none_match=True)
+        return await write(if_match=base)
+    except (PreconditionFailedError, NotFoundError) as exc:
+        if isinstance(exc, NotFoundError) and base is None:
+            raise
+        raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
 
 
 def first_store_error(group: BaseExceptionGroup) -> BaseException:

@@ -191,7 +191,8 @@ def test_rename_of_never_uploaded_dir_moves_keys_another_writer_put_below_it(tmp
         assert sorted(await rig.listdir("e")) == ["f", "o1"]
         assert inner.objects() == {"e/": b"", "e/f": b"F", "e/o1": b"other"}
 
-    run_rig(body, tmp_path, inner, write_back_delay=60, metadata_ttl=3600, negative_metadata_ttl=3600, allow_delete=True)
+    run_rig(body, tmp_path, inner, write_back_delay=60, metadata_ttl=3600, negative_metadata_ttl=3600,
+            allow_delete=True)
 
 
 def test_rename_of_never_uploaded_dir_with_another_writers_key_needs_allow_delete(tmp_path, allow_log):

@@ -92,6 +92,7 @@ crash-between-upload-and-commit regression test.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -106,6 +107,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -205,7 +207,7 @@ class ModelStore(MemoryStore):
         if when == "after":
             try:
                 outcome = ("value", call(*args, **kwargs))
-            except Exception as exc:  # e.g. NotFoundError: the answer is lost all the same
+            except Exception as exc:  # noqa: BLE001 - whatever the answer (e.g. NotFoundError), it is lost all the same
                 outcome = ("error", exc)
         self.hit.set()
         self._release.wait(30)  # released once the daemon is being cancelled
@@ -218,8 +220,7 @@ class ModelStore(MemoryStore):
 
 for _method in ("list_page", "head", "get", "put", "create_multipart", "upload_part", "complete_multipart",
                 "abort_multipart", "copy", "delete", "delete_many"):
-    setattr(ModelStore, _method,
-            (lambda m: lambda self, *a, **kw: self._gate(m, *a, **kw))(_method))
+    setattr(ModelStore, _method, functools.partialmethod(ModelStore._gate, _method))
 
 
 class RaceHook:
@@ -407,7 +408,7 @@ class Model:
         rec = self.reconciler
         with trio.move_on_after(timeout):
             while True:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
                 now = trio.current_time()
                 busy = rec.inflight or any(when < now + 30 and rec._eligible(item)
                                            for item, when in rec.due.items())
@@ -685,8 +686,8 @@ def run_program(ops: list[tuple], params: Params = Params(), resolve: str = "bot
     collector = _LogCollector()
     logger = logging.getLogger("mountsync")
     logger.addHandler(collector)
-    config = dict(write_back_delay=60, metadata_ttl=0, conflict_strategy=params.strategy,
-                  allow_delete=params.allow_delete, conditional_writes=params.conditional_writes)
+    config = {"write_back_delay": 60, "metadata_ttl": 0, "conflict_strategy": params.strategy,
+              "allow_delete": params.allow_delete, "conditional_writes": params.conditional_writes}
     if params.multipart:
         config.update(multipart_threshold=8, part_size=4)
 
@@ -701,7 +702,7 @@ def run_program(ops: list[tuple], params: Params = Params(), resolve: str = "bot
                 model.check_invariant(f"step {i} {op!r}")
             await model.finish(resolve)
             return Outcome(store.objects(), model.journal.conflicts(), model.trace)
-        except Exception as exc:  # returned, not raised: no ExceptionGroup from the rig's nursery
+        except Exception as exc:  # noqa: BLE001 - returned, not raised: no ExceptionGroup from the rig's nursery
             exc.add_note("trace:\n" + "\n".join(model.trace))
             return exc
 
