@@ -1,4 +1,4 @@
-"""File data operations: open, read (ranged fetch with read-ahead), write, truncate, release.
+"""``Files``: open files — open, read (ranged fetch with read-ahead), write, truncate, release.
 
 Hot path: ``write`` and cached ``read`` do one pread/pwrite on the cache file
 and touch no network and no journal, except the first write after an upload
