@@ -28,7 +28,7 @@ from .cache.eviction import evict
 from .cache.item import Items
 from .cache.journal import Journal
 from .config import MountConfig
-from .core.base import CoreOptions
+from .core.context import CoreOptions
 from .core.filesystem import FileSystem
 from .errors import UserError
 from .events import EventBus

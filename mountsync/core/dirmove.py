@@ -1,6 +1,6 @@
 """Moving a directory's keys in the bucket (rename(2) of a directory, --allow-delete).
 
-The caller (``RenameOps.rename``) holds the source path in the reconciler
+The caller (``Renames.rename``) holds the source path in the reconciler
 (``ChangeSink.hold``): no upload or delete of anything below it is in flight or
 starts until the move is done, so the journal and the listing cannot change
 under it by our own doing. Then:
@@ -43,8 +43,9 @@ from ..cache.item import RemoteVersion
 from ..cache.journal import Conflict, Entry, Tombstone
 from ..errors import FsError
 from ..events import InvalidateInode, PathChanged
-from .base import log
-from .nsops import NamespaceOps
+from .context import CoreContext, log
+from .nodes import Node
+from .tree import Tree
 
 
 @dataclass
@@ -101,40 +102,47 @@ def plan_moves(shown: list[tuple[ObjectInfo, str, int]], entries: dict[str, Entr
     return moves
 
 
-class DirMoveOps(NamespaceOps):
-    async def _rename_dir(self, src, new_path: str, in_bucket: bool) -> None:
+class DirMoves:
+    """Moves a directory's keys, journal entries and nodes (steps 1-4 above)."""
+
+    def __init__(self, ctx: CoreContext, tree: Tree) -> None:
+        self.ctx = ctx
+        self.tree = tree
+
+    async def move(self, src: Node, new_path: str, in_bucket: bool) -> None:
+        """Move directory ``src`` and everything below it to ``new_path``."""
         old_path = src.path
         moves: list[KeyMove] = []
         replaced: set[str] = set()
         if in_bucket:
             moves, replaced = await self._copy_tree(old_path, new_path)
         self._move_journal(old_path, new_path, moves, replaced)
-        for path, node in sorted(self.table.by_path.items()):
+        for path, node in sorted(self.tree.table.by_path.items()):
             if path == old_path or keys.is_below(path, old_path):
-                self.table.repath(node, keys.rebase(path, old_path, new_path))
+                self.tree.table.repath(node, keys.rebase(path, old_path, new_path))
                 if node.is_dir:
                     node.listed_at = float("-inf")  # its keys moved: list the new prefix afresh
         await self._delete_old_keys(old_path, new_path, [m for m in moves if m.delete_if is not None])
 
     async def _copy_tree(self, old_path: str, new_path: str) -> tuple[list[KeyMove], set[str]]:
-        old_prefix = self.store.dir_key(old_path)
-        new_prefix = self.store.dir_key(new_path)
+        old_prefix = self.ctx.store.dir_key(old_path)
+        new_prefix = self.ctx.store.dir_key(new_path)
         try:
-            below_old = await self.store.list_all(old_prefix, recursive=True)
+            below_old = await self.ctx.store.list_all(old_prefix, recursive=True)
             shown, hidden = split_listing(old_prefix, old_path, below_old.objects)
-            existing = {o.key: o.etag for o in (await self.store.list_all(new_prefix, recursive=True)).objects}
+            existing = {o.key: o.etag for o in (await self.ctx.store.list_all(new_prefix, recursive=True)).objects}
         except StoreError as exc:
             log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
             raise FsError(errno.EIO, str(exc)) from exc
         if hidden:
             log.warning("rename of directory %r: %d key(s) below it cannot be shown (e.g. %r) and are left "
                         "in place, so %r stays in the bucket", old_path, len(hidden), hidden[0], old_path)
-        entries = {e.path: e for e in self.journal.under(old_path)}
-        top = self.journal.get(old_path)
+        entries = {e.path: e for e in self.ctx.journal.under(old_path)}
+        top = self.ctx.journal.get(old_path)
         if top is not None:
             entries[old_path] = top
-        dead = {(t.path, t.kind) for t in self.journal.tombstones_under(old_path)}
-        t = self.journal.tombstone(old_path)
+        dead = {(t.path, t.kind) for t in self.ctx.journal.tombstones_under(old_path)}
+        t = self.ctx.journal.tombstone(old_path)
         if t is not None:
             dead.add((t.path, t.kind))
         moves = plan_moves(shown, entries, dead)
@@ -145,7 +153,7 @@ class DirMoveOps(NamespaceOps):
                     continue
                 dst_path = keys.rebase(m.path, old_path, new_path)
                 dst_key = new_prefix + m.key[len(old_prefix):]
-                tomb = self.journal.tombstone(dst_path)
+                tomb = self.ctx.journal.tombstone(dst_path)
                 seen = tomb.base_etag if tomb is not None else None
                 await self._copy_key(m, dst_key, dst_path, existing.get(dst_key), seen)
                 if tomb is not None:
@@ -164,22 +172,22 @@ class DirMoveOps(NamespaceOps):
             seen = dst_etag  # a directory marker holds no content: replacing one loses nothing
         for _attempt in range(4):
             if dst_etag is not None and dst_etag != seen:
-                await self.conflict_copies.keep_remote_version(
+                await self.ctx.conflict_copies.keep_remote_version(
                     dst_path, dst_etag, seen_etag=seen,
                     local_to=f"bucket:{dst_key} (directory renamed over it)")
                 seen = dst_etag
             try:
-                m.result = await self.store.copy_if_match(m.key, dst_key, m.etag, if_none_match=dst_etag is None)
+                m.result = await self.ctx.store.copy_if_match(m.key, dst_key, m.etag, if_none_match=dst_etag is None)
                 return
             except (PreconditionFailedError, NotFoundError):
                 try:
-                    info = await self.store.head(m.key)
+                    info = await self.ctx.store.head(m.key)
                     m.etag, m.size = info.etag, info.size
                 except NotFoundError:
                     m.copy, m.delete_if = False, None  # gone: nothing to move
                     return
                 try:
-                    dst_etag = (await self.store.head(dst_key)).etag
+                    dst_etag = (await self.ctx.store.head(dst_key)).etag
                 except NotFoundError:
                     dst_etag = None
                 if m.kind == stat.S_IFDIR:
@@ -191,73 +199,74 @@ class DirMoveOps(NamespaceOps):
         """Step 3 of the module docstring; no ``await`` (one atomic step on the trio thread)."""
         by_path = {(m.path, m.kind == stat.S_IFDIR): m for m in moves}
         changed: list[int] = []
-        top = self.journal.get(old_path)
-        for e in self.journal.under(old_path) + ([top] if top is not None else []):
+        top = self.ctx.journal.get(old_path)
+        for e in self.ctx.journal.under(old_path) + ([top] if top is not None else []):
+            assert e.id is not None  # rows read from the journal always have one
             m = by_path.get((e.path, e.kind == stat.S_IFDIR))
             dst_path = keys.rebase(e.path, old_path, new_path)
-            tomb = self.journal.tombstone(dst_path)
+            tomb = self.ctx.journal.tombstone(dst_path)
             dst_base = tomb.base_etag if tomb is not None and dst_path not in replaced else None
             if m is not None and m.copy and m.result is not None:
                 if e.kind == stat.S_IFDIR or e.base_etag == m.etag:
-                    self.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
+                    self.ctx.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
                 else:
                     self._adopt_copied_version(e, m)  # the cache held another version
             elif e.state.local_wins or e.kind == stat.S_IFDIR:
                 # local content (or a directory whose marker must exist): uploaded as a new key
-                self.items.move(e.id, dst_base)
+                self.ctx.items.move(e.id, dst_base)
                 changed.append(e.id)
                 if tomb is not None:
-                    self.journal.remove_tombstone(dst_path)
+                    self.ctx.journal.remove_tombstone(dst_path)
             else:
-                self._drop_entry(e)  # clean, and deleted in the bucket meanwhile
+                self.tree.drop_entry(e)  # clean, and deleted in the bucket meanwhile
         for p in replaced:
-            self.journal.remove_tombstone(p)
+            self.ctx.journal.remove_tombstone(p)
         for m in moves:
             if m.delete_if is not None:
-                self.journal.add_tombstone(Tombstone(m.path, stat.S_IFDIR if m.kind == stat.S_IFDIR
+                self.ctx.journal.add_tombstone(Tombstone(m.path, stat.S_IFDIR if m.kind == stat.S_IFDIR
                                                      else stat.S_IFREG, m.delete_if, time.time()))
-        self.journal.rename_subtree(old_path, new_path)
+        self.ctx.journal.rename_subtree(old_path, new_path)
         for entry_id in changed:
-            self.sink.changed(entry_id)
+            self.ctx.sink.changed(entry_id)
 
     def _adopt_copied_version(self, e: Entry, m: KeyMove) -> None:
         """The bucket held another version than the cached one (another writer's, not yet
         seen): the moved entry shows that version; the stale cached bytes are dropped."""
         assert m.result is not None
         assert e.id is not None  # rows read from the journal always have one
-        self.items.reset_to(e.id, RemoteVersion(m.result.etag, m.result.version_id, m.size))
-        node = self.table.by_path.get(e.path)
+        self.ctx.items.reset_to(e.id, RemoteVersion(m.result.etag, m.result.version_id, m.size))
+        node = self.tree.at(e.path)
         if node is not None and node.entry_id == e.id:
             node.etag = m.result.etag
             node.size = m.size
             node.meta_known = False
             node.attr_time = float("-inf")
             node.content_version += 1
-            self.events.publish(InvalidateInode(node.ino))
+            self.ctx.events.publish(InvalidateInode(node.ino))
         log.info("%r changed in the bucket before it was moved; the moved copy is that version", e.path)
 
     async def _delete_old_keys(self, old_path: str, new_path: str, moves: list[KeyMove]) -> None:
         """Step 4 of the module docstring."""
         for m in moves:
             try:
-                await self.store.delete_if_match(m.key, m.delete_if)
+                await self.ctx.store.delete_if_match(m.key, m.delete_if)
             except NotFoundError:
                 pass
             except PreconditionFailedError:
                 try:
-                    current = (await self.store.head(m.key)).etag
+                    current = (await self.ctx.store.head(m.key)).etag
                 except (NotFoundError, StoreError):
                     current = None
-                self.conflict_copies.record(
+                self.ctx.conflict_copies.record(
                     Conflict(time=time.time(), path=m.path, kind="delete-refused", strategy="keep-both",
                              local_etag=m.delete_if, remote_etag=current,
                              local_to=f"renamed to {keys.rebase(m.path, old_path, new_path)}",
                              remote_to=f"bucket:{m.key}", resolved=1),
                     "conflict on %r: moved by a directory rename, but changed in the bucket meanwhile "
                     "(%s → %s); that version is kept under its name", m.path, m.delete_if, current)
-                self.events.publish(PathChanged(m.path))
+                self.ctx.events.publish(PathChanged(m.path))
             except StoreError as exc:
                 log.info("could not delete %r after moving it (%s); will retry", m.key, exc)
-                self.sink.tombstoned(m.path)
+                self.ctx.sink.tombstoned(m.path)
                 continue
-            self.journal.remove_tombstone(m.path)
+            self.ctx.journal.remove_tombstone(m.path)

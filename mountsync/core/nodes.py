@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import stat
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import trio
 
@@ -170,3 +171,27 @@ class InodeTable:
 
     def drop(self, node: Node) -> None:
         self.by_ino.pop(node.ino, None)
+
+
+H = TypeVar("H")
+
+
+class HandleTable(Generic[H]):
+    """Open handles by number (file handles of ``open``, directory handles of ``opendir``);
+    numbers start at 1 and are never reused while the mount lives."""
+
+    def __init__(self) -> None:
+        self._by_number: dict[int, H] = {}
+        self._next = 1
+
+    def add(self, handle: H) -> int:
+        number = self._next
+        self._next += 1
+        self._by_number[number] = handle
+        return number
+
+    def get(self, number: int) -> H | None:
+        return self._by_number.get(number)
+
+    def pop(self, number: int) -> H | None:
+        return self._by_number.pop(number, None)

@@ -31,38 +31,48 @@ from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.journal import Conflict, Entry, Tombstone
 from ..errors import FsError
 from ..events import PathChanged
-from .base import log, now_ns
-from .dirmove import DirMoveOps
+from .context import CoreContext, log, now_ns
+from .dirmove import DirMoves
+from .listings import Listings
 from .nodes import Node
+from .tree import Tree
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
 
-class RenameOps(DirMoveOps):
+class Renames:
+    """rename(2) of files and directories (directories through ``DirMoves``)."""
+
+    def __init__(self, ctx: CoreContext, tree: Tree, listings: Listings) -> None:
+        self.ctx = ctx
+        self.tree = tree
+        self.listings = listings
+        self.dirs = DirMoves(ctx, tree)
+
     async def rename(self, old_parent_ino: int, old_name: str, new_parent_ino: int,
                      new_name: str, flags: int = 0) -> None:
-        self.writable()
+        self.ctx.writable()
         if flags & RENAME_EXCHANGE:
             raise FsError(errno.EINVAL, "RENAME_EXCHANGE is not supported")
-        src_parent = self.dir_node(old_parent_ino)
-        dst_parent = self.dir_node(new_parent_ino)
-        self.check_name(new_name)
+        src_parent = self.tree.dir_node(old_parent_ino)
+        dst_parent = self.tree.dir_node(new_parent_ino)
+        self.ctx.check_name(new_name)
         # the target is held too: a delete of it in flight (unlink b; mv c b) finishes first,
         # and one queued does not start under the rename, which takes over its tombstone
-        async with self.sink.hold(keys.join(src_parent.path, old_name)), \
-                self.sink.hold(keys.join(dst_parent.path, new_name)):
+        async with self.ctx.sink.hold(keys.join(src_parent.path, old_name)), \
+                self.ctx.sink.hold(keys.join(dst_parent.path, new_name)):
             await self._rename(src_parent, old_name, dst_parent, new_name, flags)
 
     async def _rename(self, src_parent: Node, old_name: str, dst_parent: Node, new_name: str, flags: int) -> None:
-        src = await self.child(src_parent, old_name)
-        dst_children = await self.ensure_listed(dst_parent)
+        src = await self.listings.child(src_parent, old_name)
+        dst_children = await self.listings.ensure_listed(dst_parent)
         dst = dst_children.get(new_name)
         if dst is not None and dst.entry_id is not None and dst is not src:
             # let an upload of the target in flight finish first, so its result is our
             # own version (its base), not mistaken for another writer's
-            await self.sink.wait_idle(dst.entry_id)
-            dst_children = await self.ensure_listed(dst_parent)
+            await self.ctx.sink.wait_idle(dst.entry_id)
+            dst_children = await self.listings.ensure_listed(dst_parent)
             dst = dst_children.get(new_name)
         if dst is src:
             return
@@ -76,31 +86,33 @@ class RenameOps(DirMoveOps):
                 raise FsError(errno.EISDIR)
             if src.is_dir and not dst.is_dir:
                 raise FsError(errno.ENOTDIR)
-            if dst.is_dir and await self.ensure_listed(dst):
+            if dst.is_dir and await self.listings.ensure_listed(dst):
                 raise FsError(errno.ENOTEMPTY)
-        e = self.entry(src)
+        e = self.tree.entry(src)
         if e is not None:
-            await self.sink.wait_idle(e.id)
-            e = self.entry(src)
-        src_remote = self.remote_exists(src, e) if not src.is_dir else await self._dir_in_bucket(src)
+            assert e.id is not None  # a row read from the journal
+            await self.ctx.sink.wait_idle(e.id)
+            e = self.tree.entry(src)
+        src_remote = self.tree.remote_exists(src, e) if not src.is_dir else await self._dir_in_bucket(src)
         src_protected = src_remote and (e is None or e.settled) if not src.is_dir else src_remote
-        if src_protected and not self.opt.allow_delete:
+        if src_protected and not self.ctx.opt.allow_delete:
             raise FsError(errno.EPERM, f"{src.path!r} exists in the bucket; renaming it deletes the old "
                                        "key: mount with --allow-delete")
-        dst_entry = self.entry(dst) if dst is not None else None
-        if dst is not None and dst.is_dir and self.remote_exists(dst, dst_entry) and not self.opt.allow_delete:
+        dst_entry = self.tree.entry(dst) if dst is not None else None
+        if dst is not None and dst.is_dir and self.tree.remote_exists(dst, dst_entry) and not self.ctx.opt.allow_delete:
             raise FsError(errno.EPERM, f"replacing {dst.path!r} would delete it from the bucket")
         # the remote version the target key holds now, which an upload there must replace
         dst_base = self._target_base(new_path, dst, dst_entry)
         if dst is not None:
             self._drop_target(dst_parent, new_name, dst, dst_entry)
         if src.is_dir:
-            await self._rename_dir(src, new_path, src_remote)
+            await self.dirs.move(src, new_path, src_remote)
         elif src_remote and (e is None or not e.pending):
             await self._keep_unseen_target_version(new_path, dst_base)
             await self._copy_clean_file(src, e, new_path)
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)
+        assert src_parent.children is not None  # listed by ``child`` above; a listing is never unset
         src_parent.children.pop(old_name, None)
         (dst_parent.children if dst_parent.children is not None else dst_children)[new_name] = src
         t = now_ns()
@@ -117,13 +129,13 @@ class RenameOps(DirMoveOps):
         stays under its old name: nothing is lost)."""
         if d.remote:
             return True
-        e = self.entry(d)
+        e = self.tree.entry(d)
         if e is not None and e.base_etag is not None:
             return True
-        if any(x.base_etag is not None for x in self.journal.under(d.path)):
+        if any(x.base_etag is not None for x in self.ctx.journal.under(d.path)):
             return True
         try:
-            page = await self.store.list_page(self.store.dir_key(d.path), None, None, max_keys=1)
+            page = await self.ctx.store.list_page(self.ctx.store.dir_key(d.path), None, None, max_keys=1)
         except StoreError as exc:
             log.info("cannot ask the bucket about %r before renaming it (%s); renaming locally", d.path, exc)
             return False
@@ -134,49 +146,52 @@ class RenameOps(DirMoveOps):
             return dst_entry.base_etag
         if dst is not None:
             return dst.etag
-        tomb = self.journal.tombstone(path)
+        tomb = self.ctx.journal.tombstone(path)
         return tomb.base_etag if tomb is not None else None
 
     def _drop_target(self, parent: Node, name: str, dst: Node, dst_entry: Entry | None) -> None:
         """The target is replaced: forget its local state (its remote object is overwritten
         by the source's upload, or deleted for a directory marker)."""
-        if dst.is_dir and self.remote_exists(dst, dst_entry):
-            self.journal.add_tombstone(Tombstone(dst.path, stat.S_IFDIR, None, time.time()))
-            self.sink.tombstoned(dst.path)
+        if dst.is_dir and self.tree.remote_exists(dst, dst_entry):
+            self.ctx.journal.add_tombstone(Tombstone(dst.path, stat.S_IFDIR, None, time.time()))
+            self.ctx.sink.tombstoned(dst.path)
         if dst_entry is not None:
-            self.journal.delete(dst_entry.id)
+            assert dst_entry.id is not None  # a row read from the journal
+            self.ctx.journal.delete(dst_entry.id)
+        assert parent.children is not None  # the target's directory was listed to find it
         parent.children.pop(name, None)
-        self.detach(dst)
+        self.tree.detach(dst)
 
     def _move_entry_file(self, src: Node, e: Entry | None, new_path: str, dst_base: str | None,
                          src_remote: bool) -> None:
         """A file whose content is local (pending or never uploaded) moves in the journal."""
-        assert e is not None
-        self._vacate(new_path, src)
+        assert e is not None and e.id is not None  # only a file with a journal entry gets here
+        self.tree.vacate(new_path, src)
         old_path = src.path
-        c = self.journal.open_conflict(old_path)
+        c = self.ctx.journal.open_conflict(old_path)
         if c is not None:  # the user moved the conflicted edit away: that settles it
-            self.journal.update_conflict(c.id, resolved=1, local_to=f"renamed to {new_path}")
-        tomb = self.journal.tombstone(new_path)
+            assert c.id is not None  # a row read from the journal
+            self.ctx.journal.update_conflict(c.id, resolved=1, local_to=f"renamed to {new_path}")
+        tomb = self.ctx.journal.tombstone(new_path)
         if tomb is not None:
-            self.journal.remove_tombstone(new_path)
+            self.ctx.journal.remove_tombstone(new_path)
         if src_remote:
-            self.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
-        self.journal.rename_subtree(old_path, new_path)
+            self.ctx.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
+        self.ctx.journal.rename_subtree(old_path, new_path)
         # over an existing object, the file now stands for cloud data (§6)
-        self.items.move(e.id, dst_base, settled=int(e.settled or dst_base is not None))
-        self.table.repath(src, new_path)
+        self.ctx.items.move(e.id, dst_base, settled=int(e.settled or dst_base is not None))
+        self.tree.table.repath(src, new_path)
         src.etag = dst_base
         if src_remote:
-            self.sink.tombstoned(old_path)
-        self.sink.changed(e.id)
+            self.ctx.sink.tombstoned(old_path)
+        self.ctx.sink.changed(e.id)
 
     async def _keep_unseen_target_version(self, path: str, seen_etag: str | None) -> None:
         """Before a server-side copy replaces ``path``: if the bucket holds a version the
         mount never showed (another writer's), keep it under a conflict name (SPEC §7)."""
-        key = self.key(path)
+        key = self.ctx.key(path)
         try:
-            current = await self.store.head(key)
+            current = await self.ctx.store.head(key)
         except NotFoundError:
             return
         except StoreError as exc:
@@ -184,47 +199,48 @@ class RenameOps(DirMoveOps):
         if current.etag == seen_etag:
             return
         try:
-            await self.conflict_copies.keep_remote_version(path, current.etag, seen_etag=seen_etag,
+            await self.ctx.conflict_copies.keep_remote_version(path, current.etag, seen_etag=seen_etag,
                                                            local_to=f"bucket:{key} (renamed over it)")
         except StoreError as exc:
             raise FsError(errno.EIO, f"cannot keep the bucket's version of {path!r}: {exc}") from exc
 
     async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str) -> None:
         """Server-side copy of an uploaded, unchanged file, then delete of the old key."""
-        old_key, new_key = self.key(src.path), self.key(new_path)
+        old_key, new_key = self.ctx.key(src.path), self.ctx.key(new_path)
         base = e.base_etag if e is not None else src.etag
         try:
-            result = await self.store.copy_if_match(old_key, new_key, base)
+            result = await self.ctx.store.copy_if_match(old_key, new_key, base)
         except StoreError as exc:
             log.warning("rename of %r failed in the bucket: %s", src.path, exc)
             raise FsError(exc.errno if exc.errno != errno.ENOENT else errno.EIO, str(exc)) from exc
         try:
-            await self.store.delete_if_match(old_key, base)
+            await self.ctx.store.delete_if_match(old_key, base)
         except NotFoundError:
             pass
         except PreconditionFailedError:
             self._other_version_stays(src.path, new_path, base)
         except StoreError as exc:  # the copy is done: the reconciler deletes the old key later
             log.info("could not delete %r after copying it (%s); will retry", old_key, exc)
-            self.journal.add_tombstone(Tombstone(src.path, src.kind, base, time.time()))
-            self.sink.tombstoned(src.path)
-        self._vacate(new_path, src)
-        tomb = self.journal.tombstone(new_path)
+            self.ctx.journal.add_tombstone(Tombstone(src.path, src.kind, base, time.time()))
+            self.ctx.sink.tombstoned(src.path)
+        self.tree.vacate(new_path, src)
+        tomb = self.ctx.journal.tombstone(new_path)
         if tomb is not None:
-            self.journal.remove_tombstone(new_path)
+            self.ctx.journal.remove_tombstone(new_path)
         if e is not None:
-            self.journal.rename_subtree(src.path, new_path)
-            self.journal.update(e.id, base_etag=result.etag)
-        self.table.repath(src, new_path)
+            assert e.id is not None  # a row read from the journal
+            self.ctx.journal.rename_subtree(src.path, new_path)
+            self.ctx.journal.update(e.id, base_etag=result.etag)
+        self.tree.table.repath(src, new_path)
         src.etag = result.etag
 
     def _other_version_stays(self, old_path: str, new_path: str, copied: str | None) -> None:
         """Another writer replaced the old key between our copy and its delete: their
         version stays under its name (shown again), and the conflict is recorded."""
-        self.conflict_copies.record(
+        self.ctx.conflict_copies.record(
             Conflict(time=time.time(), path=old_path, kind="delete-refused", strategy="keep-both",
                      local_etag=copied, local_to=f"renamed to {new_path}",
-                     remote_to=f"bucket:{self.key(old_path)}", resolved=1),
+                     remote_to=f"bucket:{self.ctx.key(old_path)}", resolved=1),
             "conflict on %r: renamed to %r, but changed in the bucket meanwhile; that version is "
             "kept under its name", old_path, new_path)
-        self.events.publish(PathChanged(old_path))
+        self.ctx.events.publish(PathChanged(old_path))

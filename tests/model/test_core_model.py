@@ -793,7 +793,7 @@ def test_regression_rename_over_edited_target_keeps_other_writers_version(allow_
 
 def test_regression_create_over_unseen_reput_by_other_writer(allow_log):
     """Was a BUG (found by this model, fixed in 974bf2a): after another writer deleted a
-    clean cached file and put it again, lookups answered ENOENT (core/base.py
+    clean cached file and put it again, lookups answered ENOENT (core/listings.py
     ``refresh_child`` kept the clean journal entry and then trusted it) and a create of
     the name overwrote the object the mount had not shown."""
     allow_log(ALLOWED_LOGS[0].pattern)

@@ -1,4 +1,4 @@
-"""File data operations: open, read (ranged fetch with read-ahead), write, truncate, release.
+"""``Files``: open files — open, read (ranged fetch with read-ahead), write, truncate, release.
 
 Hot path: ``write`` and cached ``read`` do one pread/pwrite on the cache file
 and touch no network and no journal, except the first write after an upload
@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -34,10 +33,9 @@ from ..cache.eviction import evict
 from ..cache.fetch import FetchTimeout, fetch_chunks
 from ..cache.item import CacheItem
 from ..errors import FsError
-from .base import CoreBase, now_ns
-from .nodes import Node
-
-log = logging.getLogger("mountsync.core")
+from .context import CoreContext, log, now_ns
+from .nodes import HandleTable, Node
+from .tree import Tree
 
 FETCH_ALIGN = 1024 * 1024
 READAHEAD_MIN = 1024 * 1024
@@ -51,25 +49,28 @@ class Handle:
     write: bool
 
 
-class FileOps(CoreBase):
-    def _init_fileops(self) -> None:
-        self.handles: dict[int, Handle] = {}
-        self._next_fh = 1
+class Files:
+    """Open files: the handle table and every byte that goes through the cache."""
+
+    def __init__(self, ctx: CoreContext, tree: Tree) -> None:
+        self.ctx = ctx
+        self.tree = tree
+        self.handles: HandleTable[Handle] = HandleTable()
 
     # ------------------------------------------------------------ open/close
 
-    def _attach_cache(self, node: Node) -> CacheItem:
+    def attach_cache(self, node: Node) -> CacheItem:
         if node.item is not None:
             return node.item  # already open: one reference, held while open_count > 0, is shared
-        e = self.ensure_entry(node)  # FsError(ENOENT) for a removed node not open
+        e = self.tree.ensure_entry(node)  # FsError(ENOENT) for a removed node not open
         assert e.id is not None  # ensure_entry returns a saved row
-        node.item = self.items.open(e.id)
+        node.item = self.ctx.items.open(e.id)
         return node.item
 
     def _detach_cache(self, node: Node) -> None:
         """Drop the node's reference on its item once nothing has it open."""
         if node.open_count == 0 and node.item is not None:
-            self.items.close(node.item)
+            self.ctx.items.close(node.item)
             node.item = None
 
     @staticmethod
@@ -79,13 +80,11 @@ class FileOps(CoreBase):
             raise FsError(errno.EBADF, f"{node.path!r} is not open")
         return node.item
 
-    def _new_handle(self, node: Node, write: bool) -> int:
-        fh = self._next_fh
-        self._next_fh += 1
-        self.handles[fh] = Handle(node, write)
+    def new_handle(self, node: Node, write: bool) -> int:
+        fh = self.handles.add(Handle(node, write))
         node.open_count += 1
         if write and node.entry_id is not None:
-            self.sink.opened_for_write(node.entry_id)
+            self.ctx.sink.opened_for_write(node.entry_id)
         return fh
 
     def handle(self, fh: int) -> Handle:
@@ -96,17 +95,17 @@ class FileOps(CoreBase):
 
     async def open(self, ino: int, flags: int) -> tuple[int, bool]:
         """Open a file; returns (fh, keep_cache)."""
-        node = self.node(ino)
+        node = self.tree.node(ino)
         if node.is_dir:
             raise FsError(errno.EISDIR)
         write = (flags & os.O_ACCMODE) != os.O_RDONLY
         if write:
-            self.writable()
+            self.ctx.writable()
         await self._revalidate(node)
         keep_cache = node.kernel_version == node.content_version
         node.kernel_version = node.content_version
-        self._attach_cache(node)
-        fh = self._new_handle(node, write)
+        self.attach_cache(node)
+        fh = self.new_handle(node, write)
         try:
             if flags & os.O_TRUNC and write:
                 await self.truncate(node, 0)
@@ -118,21 +117,21 @@ class FileOps(CoreBase):
     async def _revalidate(self, node: Node) -> bool:
         """Close-to-open: a clean cached file older than the TTL is checked against the
         bucket (HEAD). Returns whether the kernel may keep its page cache."""
-        e = self.entry(node)
+        e = self.tree.entry(node)
         if e is not None and e.state.local_wins:
             return True
-        if trio.current_time() - node.attr_time < self.opt.metadata_ttl:
+        if trio.current_time() - node.attr_time < self.ctx.opt.metadata_ttl:
             return True
         try:
-            info = await self.store.head(self.key(node.path))
+            info = await self.ctx.store.head(self.ctx.key(node.path))
         except NotFoundError:
             # deleted by another writer: the name goes now (an open handle keeps its data)
-            parent = self.table.by_path.get(keys.parent_of(node.path))
+            parent = self.tree.at(keys.parent_of(node.path))
             if e is not None:
-                self._drop_entry(e)
+                self.tree.drop_entry(e)
             if parent is not None and parent.children is not None:
                 parent.children.pop(keys.name_of(node.path), None)
-            self.detach(node)
+            self.tree.detach(node)
             raise FsError(errno.ENOENT, f"{node.path!r} was deleted in the bucket") from None
         except StoreError as exc:
             log.debug("revalidate %r: %s", node.path, exc)
@@ -140,7 +139,7 @@ class FileOps(CoreBase):
         known = e.base_etag if e is not None else node.etag
         node.attr_time = trio.current_time()
         if info.etag != known:
-            self.remote_changed(node, e, info)
+            self.tree.remote_changed(node, e, info)
             node.attr_time = trio.current_time()
             return False
         return True
@@ -152,7 +151,7 @@ class FileOps(CoreBase):
         if node.item is not None:
             node.item.commit(node.size, node.mtime_ns)
         else:
-            self.journal.update(node.entry_id, size=node.size, mtime_ns=node.mtime_ns, last_used=time.time())
+            self.ctx.journal.update(node.entry_id, size=node.size, mtime_ns=node.mtime_ns, last_used=time.time())
 
     async def flush(self, fh: int) -> None:
         h = self.handle(fh)
@@ -165,12 +164,12 @@ class FileOps(CoreBase):
         if node.item is not None:
             await trio.to_thread.run_sync(node.item.fsync)
         self._commit(node)
-        await trio.to_thread.run_sync(self.journal.make_durable)
-        if self.opt.fsync_upload and node.entry_id is not None and not node.detached:
-            await self.sink.upload_now(node.entry_id)
+        await trio.to_thread.run_sync(self.ctx.journal.make_durable)
+        if self.ctx.opt.fsync_upload and node.entry_id is not None and not node.detached:
+            await self.ctx.sink.upload_now(node.entry_id)
 
     async def release(self, fh: int) -> None:
-        h = self.handles.pop(fh, None)
+        h = self.handles.pop(fh)
         if h is None:
             return
         node = h.node
@@ -181,12 +180,12 @@ class FileOps(CoreBase):
             # (disk full) the data file stays the truth for the size; a restart reads it
             log.info("could not record the close of %r: %s", node.path, exc)
         if h.write and node.entry_id is not None:
-            self.sink.closed_for_write(node.entry_id)
+            self.ctx.sink.closed_for_write(node.entry_id)
         self._detach_cache(node)
         if node.open_count == 0 and node.deferred_delete is not None:
             path, node.deferred_delete = node.deferred_delete, None
-            self.sink.tombstoned(path)
-        self.maybe_collect(node)
+            self.ctx.sink.tombstoned(path)
+        self.tree.maybe_collect(node)
 
     # ------------------------------------------------------------ data
 
@@ -196,7 +195,7 @@ class FileOps(CoreBase):
         if node.entry_id is None or node.detached:
             return
         if item.mark_dirty():
-            self.sink.changed(node.entry_id)
+            self.ctx.sink.changed(node.entry_id)
 
     def _write_once(self, node: Node, item: CacheItem, data: bytes, offset: int) -> int:
         self._mark_dirty(node, item)
@@ -216,10 +215,10 @@ class FileOps(CoreBase):
         await item.wait_writable()
         # keep a reserve free on the cache disk, so the journal can always record that
         # uploads finished (which is what lets clean data be evicted again)
-        short = DISK_RESERVE + len(data) - self.items.data.free_bytes()
+        short = DISK_RESERVE + len(data) - self.ctx.items.data.free_bytes()
         if short > 0:
             self._make_room(short)
-            if self.items.data.free_bytes() < DISK_RESERVE + len(data):
+            if self.ctx.items.data.free_bytes() < DISK_RESERVE + len(data):
                 raise FsError(errno.ENOSPC, "cache disk full of data not uploaded yet")
         # record the change before the bytes land, so it is never left unrecorded;
         # on a full disk, make room once by dropping clean cached data
@@ -240,7 +239,7 @@ class FileOps(CoreBase):
         """The cache disk is (nearly) full: drop clean cached files that are not open,
         least recently used first, until ``needed`` bytes are freed or none is left.
         Returns whether anything was freed."""
-        freed = evict(self.items, usage=needed, limit=0)
+        freed = evict(self.ctx.items, usage=needed, limit=0)
         if freed:
             log.info("cache disk full: evicted %d bytes of clean cached data", freed)
         return freed > 0
@@ -258,8 +257,8 @@ class FileOps(CoreBase):
 
     async def truncate(self, node: Node, size: int) -> None:
         """Set a file's size; the result is a complete local copy with a pending upload."""
-        self.writable()
-        item = self._attach_cache(node)
+        self.ctx.writable()
+        item = self.attach_cache(node)
         node.open_count += 1  # like a handle: the cache file stays open until we are done
         try:
             if not item.complete and size > 0:
@@ -272,7 +271,7 @@ class FileOps(CoreBase):
             self._mark_dirty(node, item)
             self._commit(node)
             if node.entry_id is not None:
-                self.sink.changed(node.entry_id)
+                self.ctx.sink.changed(node.entry_id)
         finally:
             node.open_count -= 1
             self._detach_cache(node)
@@ -299,9 +298,9 @@ class FileOps(CoreBase):
                 want = min(node.size, max(end, offset + node.readahead))
             if node.detached:
                 # unlinked while open: no journal entry any more; read the version it had
-                etag, key = node.etag, self.key(node.deferred_delete or node.path)
+                etag, key = node.etag, self.ctx.key(node.deferred_delete or node.path)
             else:
-                etag, key = self.ensure_entry(node).base_etag, self.key(node.path)
+                etag, key = self.tree.ensure_entry(node).base_etag, self.ctx.key(node.path)
             version = node.content_version
 
             def wanted() -> bool:  # the same version of the same file, still incomplete
@@ -315,11 +314,11 @@ class FileOps(CoreBase):
                 landed = True
 
             try:
-                await fetch_chunks(self.store, key, etag, item.missing(start, want), land,
-                                   timeout=self.opt.read_timeout, still_wanted=wanted)
+                await fetch_chunks(self.ctx.store, key, etag, item.missing(start, want), land,
+                                   timeout=self.ctx.opt.read_timeout, still_wanted=wanted)
             except FetchTimeout:
                 log.warning("reading %r timed out after %gs: the endpoint does not answer",
-                            node.path, self.opt.read_timeout)
+                            node.path, self.ctx.opt.read_timeout)
                 raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
             except PreconditionFailedError:
                 node.attr_time = float("-inf")

@@ -1,0 +1,359 @@
+"""``Listings``: what a directory holds and what a name is, as fresh as the TTLs require.
+
+A directory is listed from the bucket (merged with the journal: local state
+wins, tombstoned names are hidden) at most once per ``--metadata-ttl``; a
+lookup after that asks about the one name (HEAD, one-key LIST); attributes come
+from object metadata (HEAD once per TTL). Nodes are made and detached through
+the ``Tree``; ``Listings`` owns only the directory handles of ``opendir``
+(``dir_handles``) and the set of invalid keys already logged.
+
+Everything runs on the trio thread. A listing or HEAD awaits the bucket, so
+each of them re-checks after the await what it is about to change (the parent
+may have been detached, its children replaced). Callers that decide about a
+name across awaits hold the directory's namespace lock (``Names.locks``);
+lookups and readdir take none, as in the kernel.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+from dataclasses import dataclass
+
+import trio
+
+from .. import keys
+from ..backend.base import NotFoundError, StoreError
+from ..errors import FsError
+from ..events import InvalidateEntry
+from . import symlinks
+from .context import CoreContext, log
+from .namespace import LocalChild, RemoteChild, merge_children, parse_listing
+from .nodes import MAX_ABSENT_NAMES, Attr, HandleTable, Node, NoEntry
+from .tree import Tree
+
+
+@dataclass
+class DirHandle:
+    node: Node
+    snapshot: list[tuple[str, Node]] | None = None
+
+
+class Listings:
+    def __init__(self, ctx: CoreContext, tree: Tree) -> None:
+        self.ctx = ctx
+        self.tree = tree
+        self.dir_handles: HandleTable[DirHandle] = HandleTable()
+        self._invalid_logged: set[str] = set()
+
+    def _on_invalid(self, key: str, why: str) -> None:
+        if key not in self._invalid_logged:
+            self._invalid_logged.add(key)
+            log.info("key %r is not shown: %s", key, why)
+
+    async def ensure_listed(self, d: Node, *, force: bool = False) -> dict[str, Node]:
+        """The directory's children, listed from the bucket at most once per TTL."""
+        if d.children is not None and not force and trio.current_time() - d.listed_at < self.ctx.opt.metadata_ttl:
+            return d.children
+        dir_prefix = self.ctx.store.dir_key(d.path)
+        # deletes done while the listing is under way may still be in it: hide what was
+        # tombstoned when it started as well as what is tombstoned when it ends
+        hidden_before = self.tree.tombstoned_names(d.path)
+        # likewise an upload finishing during the listing may be missing from it
+        local_before = {keys.name_of(e.path) for e in self.ctx.journal.children(d.path) if e.state.local_wins}
+        try:
+            listing = await self.ctx.store.list_all(dir_prefix)
+        except StoreError as exc:
+            if d.children is not None:
+                log.debug("listing %r failed (%s); using the cached listing", d.path, exc)
+                return d.children
+            # never listed and the endpoint is away: show what the cache knows, so that
+            # creating files keeps working (their uploads are If-None-Match, so an object
+            # we could not see is never overwritten); list again at the next lookup
+            log.warning("cannot list %r (%s); showing only cached entries until the endpoint answers",
+                        d.path or "/", exc)
+            return self._offline_listing(d)
+        if d.detached:
+            return d.children or {}
+        remote, marker = parse_listing(dir_prefix, listing.objects, listing.prefixes, self._on_invalid)
+        local_entries = self.ctx.journal.children(d.path)
+        by_name = {keys.name_of(e.path): e for e in local_entries}
+        local = []
+        for name, e in by_name.items():
+            if name in remote or e.state.local_wins or name in local_before:
+                local.append(LocalChild(name, e.kind))
+            elif not self.tree.subtree_has_local_state(e):
+                self.tree.forget_deleted_remotely(e)  # clean copy of something the bucket no longer has
+        hidden = hidden_before | self.tree.tombstoned_names(d.path)
+        merged = merge_children(remote, local, hidden)
+        old = d.children or {}
+        new: dict[str, Node] = {}
+        for name, kind in merged.items():
+            path = keys.join(d.path, name)
+            node = self.tree.at(path)
+            if node is not None and node.kind != kind and not (node.kind == stat.S_IFLNK and kind == stat.S_IFREG):
+                self.tree.detach(node)
+                node = None
+            info = remote[name].info if name in remote else None
+            if node is None:
+                node = self.tree.node_from(path, kind, remote.get(name), by_name.get(name))
+            elif info is not None:
+                self.tree.apply_remote_file(node, info)
+            if node.is_dir and name in remote:
+                node.remote = True
+            new[name] = node
+        for name, node in old.items():
+            if name not in new:
+                self.tree.detach(node)
+                self.ctx.events.publish(InvalidateEntry(d.ino, name))  # the kernel forgets the name too
+        d.children = new
+        d.listed_at = trio.current_time()
+        if marker or remote:
+            d.remote = True
+        return new
+
+    async def refresh_child(self, parent: Node, name: str) -> None:
+        """Bring ``parent.children[name]`` up to date with the bucket for this one name."""
+        if parent.children is None:
+            return  # never listed: the listing will bring the name
+        node = parent.children.get(name)
+        path = keys.join(parent.path, name)
+        now = trio.current_time()
+        if node is not None:
+            if node.is_dir:
+                return  # trusted until the parent is listed again
+            e = self.tree.entry(node)
+            if e is not None and e.state.local_wins:
+                return  # local state wins until uploaded
+            if now - node.attr_time < self.ctx.opt.metadata_ttl:
+                return
+        else:
+            if self.ctx.journal.tombstone(path) is not None:
+                return
+            e = self.ctx.journal.get(path)
+            if e is not None:
+                if e.state.local_wins:
+                    return
+                self.tree.forget_deleted_remotely(e)  # a stale clean copy: ask the bucket afresh
+        try:
+            info = await self.ctx.store.head(self.ctx.key(path))
+        except NotFoundError:
+            info = None
+        except StoreError as exc:
+            log.debug("HEAD %r failed (%s); keeping what we know", path, exc)
+            return
+        children = parent.children
+        if parent.detached or children is None:
+            return
+        node = children.get(name)
+        if info is not None:
+            if node is not None and node.is_dir:
+                return  # a directory of the same name wins (SPEC §3)
+            if node is None:
+                node = self.tree.node_from(path, stat.S_IFREG, RemoteChild(name, stat.S_IFREG, info), None)
+                children[name] = node
+            else:
+                self.tree.apply_remote_file(node, info)
+            node.etag = node.etag or info.etag
+            current = self.tree.entry(node)
+            node.size = info.size if current is None or not current.pending else node.size
+            self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
+            if symlinks.is_symlink_object(info) and node.kind != stat.S_IFLNK:
+                node.meta_known = False  # ensure_meta turns it into a symlink node
+            return
+        try:
+            page = await self.ctx.store.list_page(self.ctx.store.dir_key(path), "/", None, 1)
+        except StoreError as exc:
+            log.debug("LIST %r failed (%s); keeping what we know", path, exc)
+            return
+        is_dir = bool(page.objects or page.prefixes)
+        children = parent.children
+        if children is None:
+            return
+        node = children.get(name)
+        if node is not None and not node.is_dir:
+            e = self.tree.entry(node)
+            if e is not None and e.state.local_wins:
+                return
+            if e is not None:
+                self.tree.forget_deleted_remotely(e)
+            children.pop(name, None)
+            self.tree.detach(node)  # deleted (or replaced by a directory) in the bucket
+            self.ctx.events.publish(InvalidateEntry(parent.ino, name))
+            node = None
+        if is_dir and node is None:
+            children[name] = self.tree.node_from(path, stat.S_IFDIR, None, None)
+
+    def _offline_listing(self, d: Node) -> dict[str, Node]:
+        """Children from the journal alone (no remote listing); ``listed_at`` stays old."""
+        children: dict[str, Node] = {}
+        hidden = self.tree.tombstoned_names(d.path)
+        for e in self.ctx.journal.children(d.path):
+            name = keys.name_of(e.path)
+            if name in hidden:
+                continue
+            node = self.tree.at(e.path)
+            if node is None or node.kind != e.kind:
+                node = self.tree.node_from(e.path, e.kind, None, e)
+            children[name] = node
+        d.children = children
+        d.listed_at = float("-inf")
+        return children
+
+    # ------------------------------------------------------------ lookups
+
+    async def child(self, parent: Node, name: str) -> Node:
+        """The child ``name`` of ``parent``, as fresh as the TTLs require.
+
+        A directory is listed in full once; after the TTL, a lookup asks the bucket
+        about that one name (HEAD, and a one-key LIST when there is no object) rather
+        than listing the whole directory again, so ``ls -l`` of a big directory costs
+        one listing plus one HEAD per entry. ``readdir`` relists.
+
+        A name that is not there is trusted to stay away for ``--negative-metadata-ttl``
+        (from the listing, or from the last time this name was asked about); after
+        that a lookup asks the bucket about it. Raises ``NoEntry`` with the time the
+        answer may still be trusted."""
+        if parent.children is None:
+            await self.ensure_listed(parent)
+        assert parent.children is not None  # a listed directory keeps a dict
+        now = trio.current_time()
+        if name in parent.children:
+            if now - parent.listed_at >= self.ctx.opt.metadata_ttl:
+                await self.refresh_child(parent, name)
+        else:
+            absent = parent.absent_at or {}
+            seen = max(parent.listed_at, absent.get(name, float("-inf")))
+            if now - seen >= self.ctx.negative_ttl:
+                await self.refresh_child(parent, name)
+                if parent.children is not None and name not in parent.children:
+                    self._remember_absent(parent, name, now)
+                seen = now
+            node = parent.children.get(name) if parent.children is not None else None
+            if node is None:
+                raise NoEntry(max(0.0, self.ctx.negative_ttl - (trio.current_time() - seen)))
+        node = parent.children.get(name)
+        if node is None:
+            raise NoEntry(0.0)
+        return node
+
+    @staticmethod
+    def _remember_absent(parent: Node, name: str, when: float) -> None:
+        if parent.absent_at is None:
+            parent.absent_at = {}
+        elif len(parent.absent_at) >= MAX_ABSENT_NAMES:
+            # answers older than the last listing are superseded by it; else the oldest goes
+            parent.absent_at = {k: t for k, t in parent.absent_at.items() if t > parent.listed_at}
+            if len(parent.absent_at) >= MAX_ABSENT_NAMES:
+                parent.absent_at.pop(next(iter(parent.absent_at)))
+        parent.absent_at.pop(name, None)
+        parent.absent_at[name] = when
+
+    async def ensure_meta(self, parent: Node, node: Node) -> Node:
+        """Attributes from object metadata (HEAD once per TTL). May return a *new* node when
+        the object turns out to be a symlink (a node never changes kind)."""
+        if node.meta_known or node.entry_id is not None:
+            return node
+        if node.is_dir:
+            await self._dir_meta(node)
+            return node
+        try:
+            info = await self.ctx.store.head(self.ctx.key(node.path))
+        except NotFoundError:
+            self.tree.detach(node)
+            if parent.children is not None:
+                parent.children.pop(keys.name_of(node.path), None)
+            raise FsError(errno.ENOENT) from None
+        except StoreError as exc:
+            log.debug("HEAD %r failed: %s", node.path, exc)
+            return node  # show listing attributes while the endpoint is away
+        if node.kind != stat.S_IFLNK and symlinks.is_symlink_object(info):
+            target = await symlinks.read_target(self.ctx.store, self.ctx.key(node.path), info,
+                                                self.ctx.opt.read_timeout)
+            self.tree.detach(node)
+            new = self.tree.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
+            new.target = target
+            new.etag = info.etag
+            self.tree.apply_metadata(new, info.metadata or {}, info.last_modified)
+            if parent.children is not None:
+                parent.children[keys.name_of(node.path)] = new
+            return new
+        node.etag = info.etag
+        node.size = info.size
+        self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
+        return node
+
+    async def _dir_meta(self, node: Node) -> None:
+        """A directory's attributes come from its marker's metadata (s3fs style), if it has one."""
+        try:
+            info = await self.ctx.store.head(self.ctx.store.dir_key(node.path))
+        except NotFoundError:
+            node.meta_known = True  # implicit directory: the defaults
+            node.attr_time = trio.current_time()
+            return
+        except StoreError as exc:
+            log.debug("HEAD of marker %r failed: %s", node.path, exc)
+            return
+        self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
+
+    async def lookup(self, parent_ino: int, name: str) -> Attr:
+        """Resolve ``name``; counts one kernel lookup reference on success."""
+        parent = self.tree.dir_node(parent_ino)
+        if name == ".":
+            node = parent
+        elif name == "..":
+            node = self.tree.at(keys.parent_of(parent.path)) or parent
+        else:
+            if len(name.encode("utf-8", "surrogateescape")) > keys.MAX_NAME_BYTES:
+                raise FsError(errno.ENAMETOOLONG)
+            node = await self.child(parent, name)
+            node = await self.ensure_meta(parent, node)
+        node.nlookup += 1
+        return node.attr(self.tree.ttl_for(node))
+
+    async def getattr(self, ino: int) -> Attr:
+        node = self.tree.node(ino)
+        return node.attr(self.tree.ttl_for(node))
+
+    async def readlink(self, ino: int) -> str:
+        node = self.tree.node(ino)
+        if node.target is None:
+            raise FsError(errno.EINVAL)
+        return node.target
+
+    def remember(self, ino: int) -> None:
+        """The kernel took a reference through readdirplus."""
+        self.tree.node(ino).nlookup += 1
+
+    def forget(self, ino: int, n: int) -> None:
+        node = self.tree.table.get(ino)
+        if node is None:
+            return
+        node.nlookup -= n
+        self.tree.maybe_collect(node)
+
+    # ------------------------------------------------------------ readdir
+
+    async def opendir(self, ino: int) -> int:
+        node = self.tree.dir_node(ino)
+        return self.dir_handles.add(DirHandle(node))
+
+    async def readdir(self, dh: int, start: int) -> list[tuple[str, Attr, int]]:
+        """Entries from position ``start`` on, each with the position after it.
+
+        Positions index a snapshot taken when reading starts (``start == 0``), so
+        they stay stable for the handle however the directory changes meanwhile."""
+        h = self.dir_handles.get(dh)
+        if h is None:
+            raise FsError(errno.EBADF)
+        if h.snapshot is None or start == 0:
+            children = await self.ensure_listed(h.node)
+            h.snapshot = sorted(children.items())
+        out = []
+        for i in range(start, len(h.snapshot)):
+            name, node = h.snapshot[i]
+            out.append((name, node.attr(self.tree.ttl_for(node)), i + 1))
+        return out
+
+    def releasedir(self, dh: int) -> None:
+        self.dir_handles.pop(dh)
