@@ -13,6 +13,8 @@ Scheduling rules:
   last change of a file that is not open for writing); while a file is open
   for writing it waits, unless forced by ``sync``/``fsync --fsync-upload``.
 - At most one operation per item runs at a time; at most ``workers`` run at once.
+  Only running items are ``inflight``; the rest wait in ``due`` (a heap): starting
+  an item, ``hold`` and ``sync`` cost the same however long the queue.
 - ``recover`` queues only what was pending before this run started (``carried_over``,
   read before the mount serves anything): a file created since waits for its
   write-back delay like any other.
@@ -41,8 +43,10 @@ from ..cache.journal import Entry, Journal, Tombstone
 from ..errors import FsError
 from ..retry import backoff_delay
 from .conflict import ResolvedElsewhere
+from .due import DueQueue
 from .items import Abort, Carried, Delete, Item, SyncResult, Upload
 from .uploader import RenamedDuringUpload, Uploader
+from .waiting import Remaining, satisfied
 
 log = logging.getLogger("mountsync.reconciler")
 
@@ -54,7 +58,7 @@ class Reconciler:
         self.delay = write_back_delay
         self.allow_delete = allow_delete
         self.retry_ceiling = retry_ceiling
-        self.due: dict[Item, float] = {}
+        self.due = DueQueue()
         self.writers: Counter[int] = Counter()
         self.inflight: dict[Item, trio.Event] = {}
         self.forced: set[Item] = set()
@@ -62,9 +66,10 @@ class Reconciler:
         self.held_deletes: set[str] = set()  # tombstones of files still open here
         self.held_paths: Counter[str] = Counter()  # paths under a rename (see hold)
         self.started_at: dict[Item, str] = {}  # in-flight item → the path it started at
-        self.worker_limit = trio.Semaphore(workers)
+        self.workers = workers
         self._wake = trio.Event()
         self._progress = trio.Event()
+        self._waiting: list[Remaining] = []  # one per sync in progress
         self.completed = 0
         self.restarts = 0  # times run() died and was restarted (status: worker health)
 
@@ -129,10 +134,8 @@ class Reconciler:
             self._wake.set()
 
     def _current_path(self, item: Item) -> str | None:
-        if isinstance(item, Delete):
-            return item.path
-        if isinstance(item, Abort):
-            return None
+        if not isinstance(item, Upload):
+            return item.path if isinstance(item, Delete) else None
         e = self.journal.get_by_id(item.entry_id)
         return e.path if e is not None else None
 
@@ -211,40 +214,62 @@ class Reconciler:
             ev.set()
         self.inflight.clear()
         self.started_at.clear()
+        for w in self._waiting:
+            w.recheck_all()
         self._progress.set()
         self._progress = trio.Event()
+
+    def _start_due(self, nursery: trio.Nursery) -> float:
+        """Start due items, earliest first, while a worker is free; returns when the next
+        falls due (inf: none, or no free worker). Items not eligible now keep their time
+        and are looked at again at the next wake-up: cost per item started or skipped."""
+        now = trio.current_time()
+        skipped: list[tuple[Item, float]] = []
+        next_at = math.inf
+        try:
+            while len(self.inflight) < self.workers and (head := self.due.first()) is not None:
+                item, when = head
+                if when > now:
+                    next_at = when
+                    break
+                eligible = self._eligible(item)  # (if it raises, the item stays queued)
+                del self.due[item]
+                if not eligible:
+                    skipped.append(head)
+                    continue
+                self.inflight[item] = trio.Event()
+                start_path = self._current_path(item)
+                if start_path is not None:
+                    self.started_at[item] = start_path
+                nursery.start_soon(self._work, item)
+        finally:
+            for item, when in skipped:
+                self.due.setdefault(item, when)
+        return next_at
+
+    def idle(self) -> bool:
+        """Nothing running and nothing that could start now (tests wait for this)."""
+        now = trio.current_time()
+        return not self.inflight and not any(w <= now and self._eligible(i) for i, w in self.due.items())
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
-                now = trio.current_time()
-                next_at = math.inf
-                for item, when in sorted(self.due.items(), key=lambda kv: kv[1]):
-                    if not self._eligible(item):
-                        continue
-                    if when <= now:
-                        del self.due[item]
-                        self.inflight[item] = trio.Event()
-                        start_path = self._current_path(item)
-                        if start_path is not None:
-                            self.started_at[item] = start_path
-                        nursery.start_soon(self._work, item)
-                    else:
-                        next_at = min(next_at, when)
-                        break
+                next_at = self._start_due(nursery)
                 with trio.move_on_at(next_at):
                     await self._wake.wait()
                 self._wake = trio.Event()
 
     async def _work(self, item: Item) -> None:
         try:
-            async with self.worker_limit:
-                await self._do(item)
+            await self._do(item)
         finally:
             self.started_at.pop(item, None)
             self.inflight.pop(item).set()
             if isinstance(item, Upload):
                 self._queue_aborts()
+            for w in self._waiting:
+                w.finished(item)
             self._progress.set()
             self._progress = trio.Event()
             self._wake.set()
@@ -377,12 +402,7 @@ class Reconciler:
         return out
 
     def _satisfied(self, item: Item, gen: int) -> bool:
-        if isinstance(item, Upload):
-            e = self.journal.get_by_id(item.entry_id)
-            return e is None or e.uploaded_gen >= gen
-        if isinstance(item, Abort):
-            return self.journal.multipart_upload(item.upload_id) is None
-        return self.journal.tombstone(item.path) is None
+        return satisfied(self.journal, item, gen)
 
     def _describe(self, item: Item) -> str:
         if isinstance(item, Upload):
@@ -404,17 +424,25 @@ class Reconciler:
             if item not in self.inflight:
                 self.due[item] = now
         self._wake.set()
-        done = 0
-        with trio.move_on_after(math.inf if timeout is None else timeout):
-            while True:
-                remaining = {i: g for i, g in targets.items() if not self._satisfied(i, g)}
-                done = len(targets) - len(remaining)
-                failed = [i for i in remaining if i in self.stopped]
-                if not remaining:
-                    return SyncResult(True, done)
-                if len(failed) == len(remaining):
-                    return SyncResult(False, done, [f"{self._describe(i)}: {self.stopped[i]}" for i in failed])
-                await self._progress.wait()
+        remaining = Remaining(targets)
+        self._waiting.append(remaining)
+        try:
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                while True:
+                    remaining.refresh(self._satisfied)
+                    done = len(targets) - len(remaining.left)
+                    if not remaining.left:
+                        return SyncResult(True, done)
+                    if remaining.all_stopped(self.stopped, len(self.stopped)):
+                        remaining.recheck_all()  # a failure is reported from a fresh look only
+                        remaining.refresh(self._satisfied)
+                        if remaining.all_stopped(self.stopped, len(self.stopped)):
+                            return SyncResult(False, len(targets) - len(remaining.left),
+                                              [f"{self._describe(i)}: {self.stopped[i]}" for i in remaining.left])
+                        continue
+                    await self._progress.wait()
+        finally:
+            self._waiting.remove(remaining)
         left = [i for i, g in targets.items() if not self._satisfied(i, g)]
         for i in left:
             self.forced.discard(i)

@@ -164,7 +164,7 @@ class Rig:
     async def settled(self, timeout: float = 30.0) -> bool:
         """Wait until the reconciler has nothing in flight (an upload or delete it started has
         finished); real-time deadline, so it holds under the mock clock too."""
-        return await wait_until(lambda: not self.stack.reconciler.inflight, timeout)
+        return await wait_until(self.stack.reconciler.idle, timeout)
 
 
 async def wait_until(pred, timeout: float = 10.0, interval: float = 0.02) -> bool:
