@@ -262,7 +262,9 @@ class Items:
     def reset_to(self, entry_id: int, remote: RemoteVersion, **attrs: Any) -> None:
         """Forget the local version: the entry becomes a clean view of ``remote`` (an open
         item keeps its descriptor, with nothing present; a closed one loses its file).
-        ``attrs``: the attributes (mode, uid, gid, mtime_ns) that come with it."""
+        ``attrs``: the attributes (mode, uid, gid, mtime_ns) that come with it. The entry is
+        settled: the version it now shows is not one this mount created, so removing it
+        needs --allow-delete (SPEC §6)."""
         item = self._open.get(entry_id)
         if item is not None:
             item.drop_content(remote.size)
@@ -273,7 +275,7 @@ class Items:
             return
         self.journal.update(entry_id, base_etag=remote.etag, base_version=remote.version_id, size=remote.size,
                             complete=int(remote.size == 0), ranges=[], uploaded_gen=row.dirty_gen, meta_only=0,
-                            error=None, attempts=0, **attrs)
+                            error=None, attempts=0, settled=1, **attrs)
 
     def evict(self, entry_id: int) -> None:
         """Drop the bytes of a clean, closed item; its row stays (fetched again on demand)."""

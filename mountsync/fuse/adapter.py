@@ -109,7 +109,7 @@ def _converting(fn):
 class FuseAdapter(pyfuse3.Operations):
     supports_dot_lookup = True
 
-    def __init__(self, fs: FileSystem, *, writeback_cache: bool = True) -> None:
+    def __init__(self, fs: FileSystem, *, writeback_cache: bool = False) -> None:
         super().__init__()
         self.fs = fs
         self.enable_writeback_cache = writeback_cache
