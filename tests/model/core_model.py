@@ -274,10 +274,7 @@ class Model(Operations):
         with trio.move_on_after(timeout):
             while True:
                 await trio.lowlevel.checkpoint()
-                now = trio.current_time()
-                busy = rec.inflight or any(when < now + 30 and rec._eligible(item)
-                                           for item, when in rec.due.items())
-                if not busy:
+                if not rec.busy_within(30):
                     return
                 await trio.sleep(0.001)
         raise AssertionError(f"the reconciler did not settle: in flight {list(rec.inflight)}, due {rec.due}")

@@ -203,7 +203,7 @@ class Operations:
                     await trio.sleep(0.001)
                 nursery.cancel_scope.cancel()
             if self.store.hit.is_set():
-                self.rig._cancel.cancel()  # the daemon dies: cancel everything it runs...
+                self.rig.crash()  # the daemon dies: cancel everything it runs...
                 self.store.release_held()  # ...and answer the held call (shielded cleanup may wait on it)
                 await self.rig.restart()
                 return f"crashed {when} store call {k}"
