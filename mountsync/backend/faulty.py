@@ -111,7 +111,9 @@ class Gate:
     def matches(self, op: str, key: str | None, when: str) -> bool:
         return self.when == when and self.op in ("*", op) and (self.key is None or self.key == key)
 
-    def _wait(self) -> None:
+    def wait(self) -> None:
+        """Called by the store for a matching call: block until released (or raise after
+        the timeout); counted in ``held`` while blocked, in ``passed`` after."""
         with self._cond:
             self.held += 1
             self._cond.notify_all()
@@ -288,7 +290,7 @@ class FaultyStore:
             time.sleep(delay)
         gate = self._gate_for(op, key, "before")
         if gate is not None:
-            gate._wait()
+            gate.wait()
         try:
             result = fn()
         except BaseException as exc:
@@ -296,7 +298,7 @@ class FaultyStore:
             raise
         gate = self._gate_for(op, key, "after")
         if gate is not None:
-            gate._wait()
+            gate.wait()
         spec = self._take_rule(op, key, "after")
         if spec is not None:
             injected = _make_exc(spec, op)

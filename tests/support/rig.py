@@ -58,6 +58,11 @@ class Rig:
         self.nursery.start_soon(bg)
         await self.stack.recovered.wait()
 
+    def crash(self) -> None:
+        """Cancel everything the daemon runs, as a crash would, without waiting for it
+        (``restart`` then waits for the background task and starts again)."""
+        self._cancel.cancel()
+
     async def restart(self, **changes) -> None:
         """Stop without draining (a crash as far as the bucket is concerned) and start again."""
         self._cancel.cancel()
