@@ -159,6 +159,7 @@ class Stack:
         self.recovered.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
+            nursery.start_soon(self.fs.files.serve)
             await self._supervise_reconciler()
 
     async def _supervise_reconciler(self) -> None:
