@@ -249,9 +249,7 @@ class FuseAdapter(pyfuse3.Operations):
 
     @_converting
     async def getxattr(self, inode, name, ctx):
-        # ENOSYS, not ENOATTR: the kernel then stops sending getxattr at all (it answers
-        # ENOTSUP itself), which saves the security.capability query before every write
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 
     @_converting
     async def listxattr(self, inode, ctx):
