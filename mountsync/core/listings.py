@@ -59,8 +59,9 @@ class Listings:
         # deletes done while the listing is under way may still be in it: hide what was
         # tombstoned when it started as well as what is tombstoned when it ends
         hidden_before = self.tree.tombstoned_names(d.path)
-        # likewise an upload finishing during the listing may be missing from it
-        local_before = {keys.name_of(e.path) for e in self.ctx.journal.children(d.path) if e.state.local_wins}
+        # likewise an upload finishing during the listing may be missing from it, or shown
+        # as the version before it: what the journal held for each name when it started
+        before = self._journal_state(d)
         try:
             listing = await self.ctx.store.list_all(dir_prefix)
         except StoreError as exc:
@@ -78,9 +79,12 @@ class Listings:
         remote, marker = parse_listing(dir_prefix, listing.objects, listing.prefixes, self._on_invalid)
         local_entries = self.ctx.journal.children(d.path)
         by_name = {keys.name_of(e.path): e for e in local_entries}
+        # names whose local state was pending, or changed, while the listing was under way:
+        # the listing may predate our own upload, so it says nothing about them
+        moved_on = {name for name, e in by_name.items() if before.get(name) != (e.id, e.base_etag, False)}
         local = []
         for name, e in by_name.items():
-            if name in remote or e.state.local_wins or name in local_before:
+            if name in remote or e.state.local_wins or name in moved_on:
                 local.append(LocalChild(name, e.kind))
             elif not self.tree.subtree_has_local_state(e):
                 self.tree.forget_deleted_remotely(e)  # clean copy of something the bucket no longer has
@@ -94,9 +98,10 @@ class Listings:
             if node is not None and node.kind != kind and not (node.kind == stat.S_IFLNK and kind == stat.S_IFREG):
                 self.tree.detach(node)
                 node = None
-            info = remote[name].info if name in remote else None
+            seen = remote.get(name) if name not in moved_on else None
+            info = seen.info if seen is not None else None
             if node is None:
-                node = self.tree.node_from(path, kind, remote.get(name), by_name.get(name))
+                node = self.tree.node_from(path, kind, seen, by_name.get(name))
             elif info is not None:
                 self.tree.apply_remote_file(node, info)
             if node.is_dir and name in remote:
@@ -111,6 +116,15 @@ class Listings:
         if marker or remote:
             d.remote = True
         return new
+
+    def _journal_state(self, d: Node) -> dict[str, tuple[int | None, str | None, bool]]:
+        """For each journal entry in ``d``: (entry id, base ETag, local state wins)."""
+        return {keys.name_of(e.path): (e.id, e.base_etag, e.state.local_wins)
+                for e in self.ctx.journal.children(d.path)}
+
+    def _entry_state(self, path: str) -> tuple[int | None, str | None, bool] | None:
+        e = self.ctx.journal.get(path)
+        return (e.id, e.base_etag, e.state.local_wins) if e is not None else None
 
     async def refresh_child(self, parent: Node, name: str) -> None:
         """Bring ``parent.children[name]`` up to date with the bucket for this one name."""
@@ -135,6 +149,7 @@ class Listings:
                 if e.state.local_wins:
                     return
                 self.tree.forget_deleted_remotely(e)  # a stale clean copy: ask the bucket afresh
+        before = self._entry_state(path)
         try:
             info = await self.ctx.store.head(self.ctx.key(path))
         except NotFoundError:
@@ -143,8 +158,8 @@ class Listings:
             log.debug("HEAD %r failed (%s); keeping what we know", path, exc)
             return
         children = parent.children
-        if parent.detached or children is None:
-            return
+        if parent.detached or children is None or self._entry_state(path) != before:
+            return  # changed here meanwhile (an upload of ours may have landed after the answer)
         node = children.get(name)
         if info is not None:
             if node is not None and node.is_dir:
@@ -168,7 +183,7 @@ class Listings:
             return
         is_dir = bool(page.objects or page.prefixes)
         children = parent.children
-        if children is None:
+        if children is None or self._entry_state(path) != before:
             return
         node = children.get(name)
         if node is not None and not node.is_dir:
