@@ -94,35 +94,12 @@ class Stack:
             defaults=Defaults(uid=config.uid, gid=config.gid, file_mode=config.file_mode, dir_mode=config.dir_mode),
         )
         fs = FileSystem(bucket, journal, items, reconciler, options, events, conflict_copies=copies)
+        _recover_local(journal, items, bucket)
         stack = cls(config, bucket, journal, items, uploader, reconciler, fs, cache_dir, lock_fd, events, conflicts)
-        stack._recover_local()
         # what the earlier run left, read before the mount serves anything: files created
         # by this run must not be swept into the recovery (they wait for their delay)
         stack.carried = carried_over(journal)
         return stack
-
-    def _recover_local(self) -> None:
-        """Restart after a crash: the data file is the truth for a dirty file's size;
-        snapshot leftovers and data files no entry owns are removed; multipart upload ids
-        kept in the older ``entries.mpu_id`` column move to ``multipart_uploads``."""
-        self.items.data.clear_snapshots()
-        for e in self.journal.with_multipart():
-            if e.mpu_id is not None and e.id is not None:
-                self.journal.add_multipart(e.mpu_id, self.store.key(e.path), e.id)
-                self.journal.update(e.id, mpu_id=None)
-        known = set()
-        for e in self.journal.pending():
-            if e.kind == stat.S_IFREG and not e.meta_only and e.id is not None:
-                size = self.items.data.file_size(e.id)
-                if size != e.size:
-                    self.journal.update(e.id, size=size)
-        for _dirpath, _dirs, files in os.walk(self.items.data.data_dir):
-            for name in files:
-                if name.isdigit():
-                    known.add(int(name))
-        for entry_id in known:
-            if self.journal.get_by_id(entry_id) is None:
-                self.items.data.remove(entry_id)
 
     async def check_conditional_writes(self) -> None:
         """Find out once per cache dir whether the server honours conditional writes and
@@ -159,6 +136,8 @@ class Stack:
         self.recovered.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
+            nursery.start_soon(self.fs.listings.meta.run)  # HEADs queued by readdir listings
+            nursery.start_soon(self.fs.files.serve)
             await self._supervise_reconciler()
 
     async def _supervise_reconciler(self) -> None:
@@ -190,3 +169,27 @@ class Stack:
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
+
+
+def _recover_local(journal: Journal, items: Items, bucket: Bucket) -> None:
+    """Restart after a crash: the data file is the truth for a dirty file's size;
+    snapshot leftovers and data files no entry owns are removed; multipart upload ids
+    kept in the older ``entries.mpu_id`` column move to ``multipart_uploads``."""
+    items.data.clear_snapshots()
+    for e in journal.with_multipart():
+        if e.mpu_id is not None and e.id is not None:
+            journal.add_multipart(e.mpu_id, bucket.key(e.path), e.id)
+            journal.update(e.id, mpu_id=None)
+    known = set()
+    for e in journal.pending():
+        if e.kind == stat.S_IFREG and not e.meta_only and e.id is not None:
+            size = items.data.file_size(e.id)
+            if size != e.size:
+                journal.update(e.id, size=size)
+    for _dirpath, _dirs, files in os.walk(items.data.data_dir):
+        for name in files:
+            if name.isdigit():
+                known.add(int(name))
+    for entry_id in known:
+        if journal.get_by_id(entry_id) is None:
+            items.data.remove(entry_id)

@@ -100,18 +100,22 @@ class _Rule:
 class Gate:
     """Blocks matching calls until released. Safe from any thread."""
 
-    def __init__(self, op: str, key: str | None, when: str, timeout: float) -> None:
+    def __init__(self, op: str, key: str | None, when: str, timeout: float, first: int | None = None) -> None:
         self.op, self.key, self.when = op, key, when
         self._timeout = timeout
+        self.remaining = first  # how many more calls it catches (None: all); guarded by the store's lock
         self._cond = threading.Condition()
         self._released = False  # guarded by _cond
         self.held = 0  # calls currently blocked here; guarded by _cond
         self.passed = 0  # calls that went through after waiting; guarded by _cond
 
     def matches(self, op: str, key: str | None, when: str) -> bool:
-        return self.when == when and self.op in ("*", op) and (self.key is None or self.key == key)
+        return (self.when == when and self.op in ("*", op) and (self.key is None or self.key == key)
+                and self.remaining != 0)
 
-    def _wait(self) -> None:
+    def wait(self) -> None:
+        """Called by the store for a matching call: block until released (or raise after
+        the timeout); counted in ``held`` while blocked, in ``passed`` after."""
         with self._cond:
             self.held += 1
             self._cond.notify_all()
@@ -202,12 +206,14 @@ class FaultyStore:
             else:
                 self._delays.pop(op, None)
 
-    def hold(self, op: str, key: str | None = None, *, when: str = "before", timeout: float = 60.0) -> Gate:
-        """Block matching calls until the returned gate is released (or ``timeout`` s pass)."""
+    def hold(self, op: str, key: str | None = None, *, when: str = "before", timeout: float = 60.0,
+             first: int | None = None) -> Gate:
+        """Block matching calls until the returned gate is released (or ``timeout`` s pass);
+        with ``first``, only the first ``first`` matching calls (later ones pass)."""
         if when not in ("before", "after"):
             raise ValueError("when must be 'before' or 'after'")
         op = self._check_op(op)
-        gate = Gate(op, key, when, timeout)
+        gate = Gate(op, key, when, timeout, first)
         with self._lock:
             self._gates.append(gate)
         return gate
@@ -260,6 +266,8 @@ class FaultyStore:
         with self._lock:
             for gate in self._gates:
                 if gate.matches(op, key, when) and not gate.released:
+                    if gate.remaining is not None:
+                        gate.remaining -= 1
                     return gate
         return None
 
@@ -288,7 +296,7 @@ class FaultyStore:
             time.sleep(delay)
         gate = self._gate_for(op, key, "before")
         if gate is not None:
-            gate._wait()
+            gate.wait()
         try:
             result = fn()
         except BaseException as exc:
@@ -296,7 +304,7 @@ class FaultyStore:
             raise
         gate = self._gate_for(op, key, "after")
         if gate is not None:
-            gate._wait()
+            gate.wait()
         spec = self._take_rule(op, key, "after")
         if spec is not None:
             injected = _make_exc(spec, op)

@@ -109,7 +109,7 @@ def _converting(fn):
 class FuseAdapter(pyfuse3.Operations):
     supports_dot_lookup = True
 
-    def __init__(self, fs: FileSystem, *, writeback_cache: bool = True) -> None:
+    def __init__(self, fs: FileSystem, *, writeback_cache: bool = False) -> None:
         super().__init__()
         self.fs = fs
         self.enable_writeback_cache = writeback_cache
@@ -249,7 +249,9 @@ class FuseAdapter(pyfuse3.Operations):
 
     @_converting
     async def getxattr(self, inode, name, ctx):
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        # ENOSYS, not ENOATTR: the kernel then stops sending getxattr at all (it answers
+        # ENOTSUP itself), which saves the security.capability query before every write
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @_converting
     async def listxattr(self, inode, ctx):

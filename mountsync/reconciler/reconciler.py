@@ -205,6 +205,13 @@ class Reconciler:
             return False
         return not (self.held_paths and self._held(item))
 
+    def busy_within(self, seconds: float) -> bool:
+        """Whether something is in flight, or an item that may start is due within ``seconds``
+        (items due later, such as edits waiting out the write-back delay, do not count)."""
+        horizon = trio.current_time() + seconds
+        return bool(self.inflight) or any(when < horizon and self._eligible(item)
+                                          for item, when in self.due.items())
+
     def requeue_after_crash(self) -> None:
         """``run`` died: items it had in flight are queued again, their waiters woken."""
         self.restarts += 1

@@ -288,3 +288,20 @@ def test_chown_and_utimes_of_remote_object(tmp_path):
         assert (st.uid, st.gid, st.mtime_ns) == (42, 43, 1_600_000_000_250_000_000)
 
     run_rig(body, tmp_path, store, write_back_delay=60)
+
+
+def test_busy_within_counts_only_what_may_start_before_the_horizon(tmp_path):
+    """``Reconciler.busy_within``: an edit waiting out the write-back delay counts only for a
+    horizon past its due time; once uploaded nothing counts."""
+
+    async def body(rig):
+        rec = rig.stack.reconciler
+        assert not rec.busy_within(30)
+        await rig.write_file("f", b"data")  # due in 60 s
+        assert not rec.busy_within(30)
+        assert rec.busy_within(120)
+        res = await rig.sync()
+        assert res.ok, res
+        assert not rec.busy_within(120)
+
+    run_rig(body, tmp_path, write_back_delay=60)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fuse import require_fuse
-from tests.support.mount_helpers import is_mounted, pid_alive
+from tests.support.mount_helpers import is_mounted, wait_gone
 from tests.support.planted import cli_script, plant, planted_lines
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
@@ -41,15 +41,6 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(entry))
     return out
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _kill_if(pid: int, word: bytes) -> None:
@@ -106,8 +97,8 @@ def run_demo_and_stop(tmp_path: Path, sig: int, cwd: Path) -> dict:
         while (line := lines.get(timeout=30)) is not None:
             output.append(line)
         seen["output"] = "".join(output)
-        seen["daemon_gone"] = _wait_gone(seen["daemon"], 30)
-        seen["children_gone"] = all(_wait_gone(p, 30) for p in seen["children"])
+        seen["daemon_gone"] = wait_gone(seen["daemon"], 30)
+        seen["children_gone"] = all(wait_gone(p, 30) for p in seen["children"])
         seen["mounted"] = is_mounted(mp)
         seen["workdir_exists"] = seen["workdir"].exists()
         seen["tmp_left"] = sorted(os.listdir(tmpdir))

@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from tests.support.moto_server import (
     start_moto_subprocess,
     stop_moto_subprocess,
 )
-from tests.support.mount_helpers import is_mounted, pid_alive, run_cli
+from tests.support.mount_helpers import is_mounted, run_cli, wait_gone
 
 UNMOUNT_TIMEOUT = 60.0
 
@@ -179,7 +178,7 @@ class MountFactory:
             problems += self._teardown_one(m)
         # every daemon we saw must be gone (its log is complete only then)
         for m in self.mounts:
-            if m.pid is not None and not self._wait_exit(m.pid, 30):
+            if m.pid is not None and not wait_gone(m.pid, 30):
                 problems.append(f"daemon {m.pid} for {m.mountpoint} still runs after unmount; killed it")
                 self._kill(m.pid)
         return problems
@@ -217,16 +216,7 @@ class MountFactory:
             os.kill(pid, signal.SIGKILL)
         except (FileNotFoundError, ProcessLookupError):
             return
-        MountFactory._wait_exit(pid, 10)
-
-    @staticmethod
-    def _wait_exit(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        wait_gone(pid, 10)
 
     def log_problems(self) -> list[str]:
         bad: list[str] = []

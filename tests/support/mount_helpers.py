@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -76,6 +77,17 @@ def pid_alive(pid: int) -> bool:
         return state != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Poll until process ``pid`` has exited (or is a zombie); False if it is still there
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 # Directories of the 200-file tree: nesting, spaces, unicode (NFC and a combining mark).

@@ -209,3 +209,28 @@ def test_multipart_upload_conflict_is_caught_even_if_complete_ignores_if_match(t
 
     run_rig(body, tmp_path, store, write_back_delay=60, multipart_threshold=1024 * 1024,
             part_size=512 * 1024)
+
+
+@pytest.mark.parametrize("strategy", ["remote-wins", "keep-both"])
+def test_bucket_version_taken_over_a_local_creation_stays_protected(tmp_path, allow_log, strategy):
+    """A file created here loses to another writer's object of the same name (the bucket's
+    version now shows under the name): without --allow-delete, unlink of it must be EPERM and
+    the other writer's object must stay (SPEC §6). Before the fix the entry kept its
+    'created here' (unsettled) state, unlink succeeded and deleted the other writer's object."""
+    import errno
+
+    from tests.support.rig import expect_errno
+
+    allow_log(CONFLICT_LOG)
+    store = MemoryStore("b")
+
+    async def body(rig):
+        await rig.write_file("new.txt", b"mine")
+        store.put("new.txt", b"theirs")  # another writer, before our first upload
+        assert (await rig.sync()).ok
+        assert await rig.read_file("new.txt") == b"theirs"
+        await expect_errno(errno.EPERM, rig.unlink("new.txt"))
+        assert (await rig.sync()).ok
+        assert store.objects()["new.txt"] == b"theirs"
+
+    run_rig(body, tmp_path, store, write_back_delay=60, conflict_strategy=strategy)
