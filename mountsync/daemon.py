@@ -19,6 +19,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 
@@ -41,6 +42,7 @@ from .stack import Stack
 log = logging.getLogger("mountsync")
 
 DEFAULT_DRAIN_TIMEOUT = 60.0
+SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
 
 
 def _unescape_mount_field(text: str) -> str:
@@ -184,6 +186,9 @@ class Daemon:
         return control.socket_path(self.config.mountpoint)
 
     def run(self, on_ready=None) -> None:
+        # FUSE handlers on the trio thread take the interpreter lock back from transfer
+        # threads after at most this long (default 5 ms: a wait per FUSE request)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         trio.run(self._main, on_ready)
 
     async def _main(self, on_ready) -> None:

@@ -49,6 +49,10 @@ class FileSystem:
         self.names = Names(self.ctx, self.tree, self.listings, self.files)
         self.renames = Renames(self.ctx, self.tree, self.listings)
 
+    def request_started(self) -> None:
+        """A program made a request (transfers yield to it: ``reconciler.pace``)."""
+        self.ctx.sink.foreground()
+
     # ------------------------------------------------------------ lookups (Listings)
 
     def node(self, ino: int) -> Node:

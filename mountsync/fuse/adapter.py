@@ -81,6 +81,7 @@ def _converting(fn):
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
         try:
+            args[0].fs.request_started()
             return await fn(*args, **kwargs)
         except FsError as exc:
             if exc.errno == errno.ENOSPC:

@@ -45,6 +45,7 @@ from ..retry import backoff_delay
 from .conflict import ResolvedElsewhere
 from .due import DueQueue
 from .items import Abort, Carried, Delete, Item, SyncResult, Upload
+from .pace import Pace
 from .uploader import RenamedDuringUpload, Uploader
 from .waiting import Remaining, satisfied
 
@@ -67,6 +68,7 @@ class Reconciler:
         self.held_paths: Counter[str] = Counter()  # paths under a rename (see hold)
         self.started_at: dict[Item, str] = {}  # in-flight item → the path it started at
         self.workers = workers
+        self.pace = Pace()  # fewer transfers while programs use the mount
         self._wake = trio.Event()
         self._progress = trio.Event()
         self._waiting: list[Remaining] = []  # one per sync in progress
@@ -234,7 +236,8 @@ class Reconciler:
         skipped: list[tuple[Item, float]] = []
         next_at = math.inf
         try:
-            while len(self.inflight) < self.workers and (head := self.due.first()) is not None:
+            slots = self.pace.slots(self.workers)
+            while len(self.inflight) < slots and (head := self.due.first()) is not None:
                 item, when = head
                 if when > now:
                     next_at = when
@@ -252,7 +255,13 @@ class Reconciler:
         finally:
             for item, when in skipped:
                 self.due.setdefault(item, when)
+        if slots < self.workers and len(self.inflight) >= slots and self.due:
+            next_at = min(next_at, self.pace.quiet_at())  # more may start once programs pause
         return next_at
+
+    def foreground(self) -> None:
+        """A program made a request to the mount (see ``reconciler.pace``)."""
+        self.pace.request()
 
     def idle(self) -> bool:
         """Nothing running and nothing that could start now (tests wait for this)."""
