@@ -29,7 +29,7 @@ def test_big_put_while_listing_keeps_its_etag():
         for i in range(ROUNDS):
             stop = threading.Event()
 
-            def lister():
+            def lister(stop: threading.Event = stop) -> None:
                 while not stop.is_set():
                     s3.list_objects_v2(Bucket="etag-race")
 

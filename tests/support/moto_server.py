@@ -29,12 +29,12 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.request
+from collections.abc import Iterator, MutableMapping
 
 from tests.support.moto_etag import fix_etag_race
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import urllib.request
-from collections.abc import Iterator, MutableMapping
 
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
