@@ -136,6 +136,7 @@ class Stack:
         self.recovered.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
+            nursery.start_soon(self.fs.listings.meta.run)  # HEADs queued by readdir listings
             await self._supervise_reconciler()
 
     async def _supervise_reconciler(self) -> None:

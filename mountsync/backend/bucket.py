@@ -109,13 +109,17 @@ class Bucket:
                         max_keys: int = 1000) -> ListPage:
         return await self._run(self.sync.list_page, prefix, delimiter, token, max_keys)
 
-    async def list_all(self, prefix: str, *, recursive: bool = False) -> Listing:
+    async def list_all(self, prefix: str, *, recursive: bool = False,
+                       on_page: Callable[[ListPage], None] | None = None) -> Listing:
         """Every page of the listing of key prefix ``prefix`` (e.g. ``dir_key(path)``):
-        one level with common prefixes, or with ``recursive`` every key below it."""
+        one level with common prefixes, or with ``recursive`` every key below it.
+        ``on_page`` sees each page as it arrives (on the trio thread, before the next is asked)."""
         out = Listing()
         token: str | None = None
         while True:
             page = await self.list_page(prefix, None if recursive else "/", token)
+            if on_page is not None:
+                on_page(page)
             out.objects.extend(page.objects)
             out.prefixes.extend(page.prefixes)
             token = page.next_token

@@ -52,6 +52,7 @@ from typing import Any
 
 from ..errors import FsError
 from ..keys import path_is_representable
+from .metacache import MetaCache
 from .state import ItemState, item_state
 
 log = logging.getLogger("mountsync.journal")
@@ -277,6 +278,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self.object_meta = MetaCache(self._db)  # what HEAD said per object version (cache.metacache)
 
     def close(self) -> None:
         self._db.close()

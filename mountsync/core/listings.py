@@ -1,11 +1,16 @@
 """``Listings``: what a directory holds and what a name is, as fresh as the TTLs require.
 
 A directory is listed from the bucket (merged with the journal: local state
-wins, tombstoned names are hidden) at most once per ``--metadata-ttl``; a
-lookup after that asks about the one name (HEAD, one-key LIST); attributes come
-from object metadata (HEAD once per TTL). Nodes are made and detached through
-the ``Tree``; ``Listings`` owns only the directory handles of ``opendir``
-(``dir_handles``) and the set of invalid keys already logged.
+wins, tombstoned names are hidden) at most once per ``--metadata-ttl``;
+concurrent listings of one directory are one request (``_listing``). A lookup
+of a known name after the TTL lists the directory again (one LIST page, or a
+HEAD of that name when the directory holds more than ``RELIST_MAX`` names or
+the TTL is 0). Attributes come from object metadata: the persistent metadata
+cache (key + ETag + LastModified) or a HEAD, queued concurrently for the
+objects of a ``readdir`` listing (``core.metafetch``); a version already seen
+is never HEADed again. Nodes are made and detached through the ``Tree``;
+``Listings`` owns the directory handles of ``opendir`` (``dir_handles``), the
+listings under way and the set of invalid keys already logged.
 
 Everything runs on the trio thread. A listing or HEAD awaits the bucket, so
 each of them re-checks after the await what it is about to change (the parent
@@ -18,19 +23,24 @@ from __future__ import annotations
 
 import errno
 import stat
+import time
 from dataclasses import dataclass
 
 import trio
 
 from .. import keys
-from ..backend.base import NotFoundError, StoreError
+from ..backend.base import ListPage, NotFoundError, StoreError
+from ..cache.metacache import CachedMeta
 from ..errors import FsError
 from ..events import InvalidateEntry
 from . import symlinks
 from .context import CoreContext, log
+from .metafetch import MetaFetcher
 from .namespace import LocalChild, RemoteChild, merge_children, parse_listing
 from .nodes import MAX_ABSENT_NAMES, Attr, HandleTable, Node, NoEntry
 from .tree import Tree
+
+RELIST_MAX = 1000  # names: up to one LIST page, revalidating a name relists its directory
 
 
 @dataclass
@@ -45,16 +55,36 @@ class Listings:
         self.tree = tree
         self.dir_handles: HandleTable[DirHandle] = HandleTable()
         self._invalid_logged: set[str] = set()
+        self.meta = MetaFetcher(ctx, tree)
+        self._listing: dict[int, trio.Event] = {}  # directory inode → set when its listing ends
 
     def _on_invalid(self, key: str, why: str) -> None:
         if key not in self._invalid_logged:
             self._invalid_logged.add(key)
             log.info("key %r is not shown: %s", key, why)
 
-    async def ensure_listed(self, d: Node, *, force: bool = False) -> dict[str, Node]:
-        """The directory's children, listed from the bucket at most once per TTL."""
-        if d.children is not None and not force and trio.current_time() - d.listed_at < self.ctx.opt.metadata_ttl:
-            return d.children
+    def _fresh(self, d: Node) -> bool:
+        return d.children is not None and trio.current_time() - d.listed_at < self.ctx.opt.metadata_ttl
+
+    async def ensure_listed(self, d: Node, *, force: bool = False, fetch_meta: bool = False) -> dict[str, Node]:
+        """The directory's children, listed from the bucket at most once per TTL. With
+        ``fetch_meta`` (readdir), HEADs of objects the metadata cache does not know are
+        queued as each page arrives."""
+        if not force:
+            while (running := self._listing.get(d.ino)) is not None:
+                await running.wait()  # one listing at a time per directory; share its result
+            if self._fresh(d):
+                assert d.children is not None
+                return d.children
+        done = self._listing[d.ino] = trio.Event()
+        try:
+            return await self._list(d, fetch_meta)
+        finally:
+            if self._listing.get(d.ino) is done:
+                del self._listing[d.ino]
+            done.set()
+
+    async def _list(self, d: Node, fetch_meta: bool) -> dict[str, Node]:
         dir_prefix = self.ctx.store.dir_key(d.path)
         # deletes done while the listing is under way may still be in it: hide what was
         # tombstoned when it started as well as what is tombstoned when it ends
@@ -62,8 +92,13 @@ class Listings:
         # likewise an upload finishing during the listing may be missing from it, or shown
         # as the version before it: what the journal held for each name when it started
         before = self._journal_state(d)
+        known: dict[str, CachedMeta | None] = {}
+
+        def on_page(page: ListPage) -> None:
+            self.meta.page_arrived(d.path, dir_prefix, page, fetch=fetch_meta, known=known)
+
         try:
-            listing = await self.ctx.store.list_all(dir_prefix)
+            listing = await self.ctx.store.list_all(dir_prefix, on_page=on_page)
         except StoreError as exc:
             if d.children is not None:
                 log.debug("listing %r failed (%s); using the cached listing", d.path, exc)
@@ -77,6 +112,12 @@ class Listings:
         if d.detached:
             return d.children or {}
         remote, marker = parse_listing(dir_prefix, listing.objects, listing.prefixes, self._on_invalid)
+        if d.path and d.meta_known and d.entry_id is None:
+            m = next((o for o in listing.objects if o.key == dir_prefix), None)
+            seen = self.ctx.journal.object_meta.latest(dir_prefix)
+            if (m is None) != (seen is None or seen[0] == "") or (
+                    m is not None and not self.ctx.journal.object_meta.matches(dir_prefix, m.etag, m.last_modified)):
+                d.meta_known = False  # its marker changed since its attributes were taken
         local_entries = self.ctx.journal.children(d.path)
         by_name = {keys.name_of(e.path): e for e in local_entries}
         # names whose local state was pending, or changed, while the listing was under way:
@@ -106,6 +147,12 @@ class Listings:
                 self.tree.apply_remote_file(node, info)
             if node.is_dir and name in remote:
                 node.remote = True
+            elif info is not None and node.entry_id is None and name in known:
+                cached = known[name]
+                if cached is not None:
+                    node = self.meta.adopt(node, info, cached)  # this version was seen before
+                else:
+                    node.meta_known = False  # a version not seen yet: HEAD it (queued, or at lookup)
             new[name] = node
         for name, node in old.items():
             if name not in new:
@@ -170,6 +217,8 @@ class Listings:
             else:
                 self.tree.apply_remote_file(node, info)
             node.etag = node.etag or info.etag
+            if not symlinks.is_symlink_object(info):
+                self.ctx.journal.object_meta.put(info.key, info.etag, info.last_modified, info.metadata)
             current = self.tree.entry(node)
             node.size = info.size if current is None or not current.pending else node.size
             self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
@@ -220,10 +269,10 @@ class Listings:
     async def child(self, parent: Node, name: str) -> Node:
         """The child ``name`` of ``parent``, as fresh as the TTLs require.
 
-        A directory is listed in full once; after the TTL, a lookup asks the bucket
-        about that one name (HEAD, and a one-key LIST when there is no object) rather
-        than listing the whole directory again, so ``ls -l`` of a big directory costs
-        one listing plus one HEAD per entry. ``readdir`` relists.
+        A directory is listed in full once; after the TTL, a lookup lists it again
+        when it fits in one LIST page (so `ls -l` revalidates with one request); a
+        bigger directory, or a TTL of 0, asks the bucket about that one name (HEAD,
+        and a one-key LIST when there is no object). ``readdir`` relists.
 
         A name that is not there is trusted to stay away for ``--negative-metadata-ttl``
         (from the listing, or from the last time this name was asked about); after
@@ -235,7 +284,10 @@ class Listings:
         now = trio.current_time()
         if name in parent.children:
             if now - parent.listed_at >= self.ctx.opt.metadata_ttl:
-                await self.refresh_child(parent, name)
+                if self.ctx.opt.metadata_ttl > 0 and len(parent.children) <= RELIST_MAX:
+                    await self.ensure_listed(parent)  # one LIST revalidates every name in it
+                else:
+                    await self.refresh_child(parent, name)
         else:
             absent = parent.absent_at or {}
             seen = max(parent.listed_at, absent.get(name, float("-inf")))
@@ -272,6 +324,13 @@ class Listings:
         if node.is_dir:
             await self._dir_meta(node)
             return node
+        await self.meta.wait(node.path)  # a HEAD queued by readdir: take its answer
+        name = keys.name_of(node.path)
+        current = parent.children.get(name) if parent.children is not None else None
+        if current is not None and current is not node and current.path == node.path:
+            node = current  # the fetch found a symlink: a new node
+        if node.meta_known or node.entry_id is not None:
+            return node
         try:
             info = await self.ctx.store.head(self.ctx.key(node.path))
         except NotFoundError:
@@ -285,6 +344,7 @@ class Listings:
         if node.kind != stat.S_IFLNK and symlinks.is_symlink_object(info):
             target = await symlinks.read_target(self.ctx.store, self.ctx.key(node.path), info,
                                                 self.ctx.opt.read_timeout)
+            self.ctx.journal.object_meta.put(info.key, info.etag, info.last_modified, info.metadata, target)
             self.tree.detach(node)
             new = self.tree.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
             new.target = target
@@ -295,20 +355,30 @@ class Listings:
             return new
         node.etag = info.etag
         node.size = info.size
+        if node.kind != stat.S_IFLNK:
+            self.ctx.journal.object_meta.put(info.key, info.etag, info.last_modified, info.metadata)
         self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
         return node
 
     async def _dir_meta(self, node: Node) -> None:
-        """A directory's attributes come from its marker's metadata (s3fs style), if it has one."""
+        """A directory's attributes come from its marker's metadata (s3fs style), if it has one;
+        as last seen (the metadata cache) until its own listing shows the marker changed."""
+        marker = self.ctx.store.dir_key(node.path)
+        seen = self.ctx.journal.object_meta.latest(marker) if node.listed_at == float("-inf") else None
+        if seen is not None:
+            self.tree.apply_metadata(node, seen[2].metadata, seen[1] if seen[0] else time.time())
+            return
         try:
-            info = await self.ctx.store.head(self.ctx.store.dir_key(node.path))
+            info = await self.ctx.store.head(marker)
         except NotFoundError:
             node.meta_known = True  # implicit directory: the defaults
             node.attr_time = trio.current_time()
+            self.ctx.journal.object_meta.put(marker, "", 0, {})
             return
         except StoreError as exc:
             log.debug("HEAD of marker %r failed: %s", node.path, exc)
             return
+        self.ctx.journal.object_meta.put(marker, info.etag, info.last_modified, info.metadata)
         self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
 
     async def lookup(self, parent_ino: int, name: str) -> Attr:
@@ -362,7 +432,7 @@ class Listings:
         if h is None:
             raise FsError(errno.EBADF)
         if h.snapshot is None or start == 0:
-            children = await self.ensure_listed(h.node)
+            children = await self.ensure_listed(h.node, fetch_meta=True)
             h.snapshot = sorted(children.items())
         out = []
         for i in range(start, len(h.snapshot)):

@@ -194,8 +194,9 @@ def make_config(tmp_path, **kw) -> MountConfig:
     return MountConfig(**base).validate()
 
 
-def run_rig(fn, tmp_path, store=None, *, mock_clock: bool = False, **kw):
-    """``await fn(rig)`` in a new trio run; ``mock_clock=True``: simulated time (see the module doc)."""
+def run_rig(fn, tmp_path, store=None, *, mock_clock: bool | trio.testing.MockClock = False, **kw):
+    """``await fn(rig)`` in a new trio run; ``mock_clock=True``: simulated time (see the module doc);
+    a ``MockClock`` instance: that clock (e.g. one that moves only when the test jumps it)."""
     store = store if store is not None else MemoryStore("b")
     config = make_config(tmp_path, **kw)
 
@@ -213,7 +214,10 @@ def run_rig(fn, tmp_path, store=None, *, mock_clock: bool = False, **kw):
             if rig is not None and rig.stack is not None:
                 rig.stack.close()
 
-    clock = trio.testing.MockClock(autojump_threshold=0) if mock_clock else None
+    if isinstance(mock_clock, trio.testing.MockClock):
+        clock: trio.testing.MockClock | None = mock_clock
+    else:
+        clock = trio.testing.MockClock(autojump_threshold=0) if mock_clock else None
     return trio.run(main, clock=clock)
 
 

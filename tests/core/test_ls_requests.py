@@ -1,0 +1,118 @@
+"""`ls -l` of a big directory, counted in requests (the performance issue): attributes come
+from the listing plus one HEAD per new or changed object, issued concurrently; a persistent
+metadata cache keyed by key + ETag spares the HEADs across restarts; revalidation after the
+TTL is one LIST per directory.
+
+The clock is a ``MockClock`` that moves only when the test jumps it, so "within the TTL"
+and "after the TTL" are states, not timings."""
+
+from __future__ import annotations
+
+import stat
+
+import trio
+import trio.testing
+
+from mountsync.backend.faulty import FaultyStore
+from mountsync.backend.memory import MemoryStore
+from tests.support.rig import ROOT_INO, run_rig
+
+N = 1000
+TTL = 60.0
+
+
+def _meta(mode: int, uid: int = 1000) -> dict[str, str]:
+    return {"mode": str(stat.S_IFREG | mode), "uid": str(uid), "gid": "100", "mtime": "1700000000"}
+
+
+def _fill(store: MemoryStore) -> None:
+    for i in range(N):
+        store.put(f"d/f{i:04d}", b"x" * (i % 7), _meta(0o640))
+
+
+async def _ls_l(rig, path: str = "d") -> dict[str, object]:
+    """What `ls -l` does: readdir, then lookup + getattr of every name."""
+    d = await rig.ino(path)
+    dh = await rig.fs.opendir(d)
+    try:
+        names = [name for name, _a, _n in await rig.fs.readdir(dh, 0)]
+    finally:
+        rig.fs.releasedir(dh)
+    out = {}
+    for name in names:
+        a = await rig.fs.lookup(d, name)
+        out[name] = await rig.fs.getattr(a.ino)
+    return out
+
+
+def _requests(store: MemoryStore) -> dict[str, int]:
+    return {op: n for op, n in store.stats.requests.items() if n}
+
+
+def test_ls_l_heads_concurrently_then_lists_only(tmp_path):
+    inner = MemoryStore("b")
+    _fill(inner)
+    store = FaultyStore(inner)
+    clock = trio.testing.MockClock()
+
+    async def body(rig):
+        await rig.fs.lookup(ROOT_INO, "d")
+        inner.stats.reset()
+        gate = store.hold("head")
+        result: dict[str, object] = {}
+
+        async def ls():
+            result.update(await _ls_l(rig))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ls)
+            # more than one HEAD is in flight at once (held at the gate), not one after another
+            concurrent = await trio.to_thread.run_sync(lambda: gate.wait_held(2, timeout=5))
+            gate.release()
+        assert concurrent, "HEADs were issued one at a time"
+        assert len(result) == N
+        a = result["f0003"]
+        assert stat.S_IMODE(a.mode) == 0o640 and a.uid == 1000 and a.size == 3
+        first = _requests(inner)
+        assert set(first) == {"list", "head"} and first["head"] <= N, first
+
+        inner.stats.reset()  # within the TTL: nothing asked
+        await _ls_l(rig)
+        assert _requests(inner) == {}
+
+        clock.jump(TTL + 1)  # after the TTL, nothing changed: LIST only
+        await _ls_l(rig)
+        assert set(_requests(inner)) == {"list"}, _requests(inner)
+
+        inner.put("d/f0007", b"changed", _meta(0o600, uid=7))  # another writer
+        clock.jump(TTL + 1)
+        inner.stats.reset()
+        after = await _ls_l(rig)
+        assert _requests(inner).get("head") == 1, _requests(inner)
+        assert set(_requests(inner)) == {"list", "head"}
+        a = after["f0007"]
+        assert stat.S_IMODE(a.mode) == 0o600 and a.uid == 7 and a.size == 7
+
+    run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
+
+
+def test_after_a_restart_an_unchanged_bucket_costs_lists_only(tmp_path):
+    store = MemoryStore("b")
+    _fill(store)
+    store.put("d/link", b"f0001", {"mode": str(stat.S_IFLNK | 0o777)})
+    clock = trio.testing.MockClock()
+
+    async def body(rig):
+        before = await _ls_l(rig)
+        assert stat.S_ISLNK(before["link"].mode)
+        await rig.restart()
+        store.stats.reset()
+        after = await _ls_l(rig)
+        assert set(_requests(store)) == {"list"}, _requests(store)
+        assert await rig.readlink("d/link") == "f0001"
+        assert set(_requests(store)) == {"list"}, _requests(store)
+        for name, a in before.items():
+            b = after[name]
+            assert (a.mode, a.uid, a.gid, a.size, a.mtime_ns) == (b.mode, b.uid, b.gid, b.size, b.mtime_ns), name
+
+    run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
