@@ -137,6 +137,7 @@ class Stack:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
             nursery.start_soon(self.fs.listings.meta.run)  # HEADs queued by readdir listings
+            nursery.start_soon(self.fs.files.serve)
             await self._supervise_reconciler()
 
     async def _supervise_reconciler(self) -> None:

@@ -11,8 +11,8 @@ to each chunk, not to the whole object.
 Contract:
 - ``missing`` is cut into chunks of at most ``chunk`` bytes (``plan_chunks``,
   pure), each one GET conditional on ``etag`` (``If-Match``), started in
-  order. One is in flight at first, twice as many after each arrival, up to
-  ``parallel`` (``_Pace``).
+  order. One is in flight at first (``eager``: ``parallel`` at once), twice as
+  many after each arrival, up to ``parallel`` (``_Pace``).
 - Time limit: ``timeout`` runs afresh for each chunk: the fetch fails with
   ``FetchTimeout`` when no chunk has arrived for ``timeout`` seconds with one
   GET in flight ("this GET took too long"); with several in flight, the first
@@ -67,13 +67,14 @@ def plan_chunks(missing: list[tuple[int, int]], chunk: int = CHUNK) -> list[tupl
 
 async def fetch_chunks(store: Bucket, key: str, etag: str | None, missing: list[tuple[int, int]],
                        land: Callable[[bytes, int], object], *, timeout: float = DEFAULT_TIMEOUT,
-                       chunk: int = CHUNK, parallel: int = PARALLEL,
+                       chunk: int = CHUNK, parallel: int = PARALLEL, eager: bool = False,
                        still_wanted: Callable[[], bool] = lambda: True) -> None:
-    """Fetch ``missing`` ranges of ``key`` (version ``etag``) into ``land``; see the module doc."""
+    """Fetch ``missing`` ranges of ``key`` (version ``etag``) into ``land``; see the module doc.
+    ``eager``: start with ``parallel`` GETs in flight (a read-ahead known to be wanted)."""
     pieces = plan_chunks(missing, chunk)
     if not pieces:
         return
-    pace = _Pace(timeout, max(1, parallel))
+    pace = _Pace(timeout, max(1, parallel), max(1, parallel) if eager else 1)
 
     async def one(start: int, end: int, slot: object) -> None:
         try:
@@ -111,10 +112,10 @@ class _Pace:
     (no request is abandoned); with one GET in flight it is a ``FetchTimeout``. So a
     dead endpoint fails a fetch within ``timeout`` × (1 + log2(parallel))."""
 
-    def __init__(self, timeout: float, ceiling: int) -> None:
+    def __init__(self, timeout: float, ceiling: int, start: int = 1) -> None:
         self.timeout = timeout
         self.ceiling = ceiling
-        self.width = trio.CapacityLimiter(1)
+        self.width = trio.CapacityLimiter(min(start, ceiling))
         self.deadline = trio.current_time() + timeout
 
     def arrived(self) -> None:

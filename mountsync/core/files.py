@@ -10,8 +10,9 @@ Invariants:
   and their persistence (``cache.item``).
 - A pending data change implies the cache file is complete: the first write
   to an incomplete file fetches the rest first; truncation fetches what it keeps.
-- Concurrent readers of one file fetch under ``node.fetch_lock``, so one
-  range is fetched once.
+- Ranges being fetched are registered on the node's ``Reader`` (core/readahead.py):
+  a reader waits for a range in flight instead of fetching it again, so one range
+  is fetched once; sequential readers get a background read-ahead.
 - Every download goes through ``cache.fetch.fetch_chunks``: ranged GETs of at
   most 8 MiB, each under its own ``read_timeout``, written to the cache file and
   recorded as present as they land (bounded memory; a retry resumes).
@@ -30,16 +31,14 @@ import trio
 from .. import keys
 from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.eviction import evict
-from ..cache.fetch import FetchTimeout, fetch_chunks
+from ..cache.fetch import CHUNK, PARALLEL, FetchTimeout, fetch_chunks
 from ..cache.item import CacheItem
 from ..errors import FsError
 from .context import CoreContext, log, now_ns
 from .nodes import HandleTable, Node
+from .readahead import WINDOW_MIN, Reader, plan_read, subtract
 from .tree import Tree
 
-FETCH_ALIGN = 1024 * 1024
-READAHEAD_MIN = 1024 * 1024
-READAHEAD_MAX = 64 * 1024 * 1024
 DISK_RESERVE = 8 * 1024 * 1024  # left free on the cache disk for the journal
 
 
@@ -56,6 +55,16 @@ class Files:
         self.ctx = ctx
         self.tree = tree
         self.handles: HandleTable[Handle] = HandleTable()
+        self._nursery: trio.Nursery | None = None  # background read-ahead, while serving
+
+    async def serve(self) -> None:
+        """Run the background read-ahead until cancelled (the stack's background nursery)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
 
     # ------------------------------------------------------------ open/close
 
@@ -70,6 +79,8 @@ class Files:
     def _detach_cache(self, node: Node) -> None:
         """Drop the node's reference on its item once nothing has it open."""
         if node.open_count == 0 and node.item is not None:
+            if node.reader is not None:
+                node.reader.stop_readahead()
             self.ctx.items.close(node.item)
             node.item = None
 
@@ -250,9 +261,15 @@ class Files:
         end = min(offset + size, node.size)
         if end <= offset:
             return b""
-        if not item.present(offset, end):
-            await self._fetch(node, offset, end - offset)
-        node.read_end = end
+        if not item.complete:
+            reader = self._reader(node)
+            plan = plan_read(reader.stream, offset, end, node.size)
+            reader.stream = plan.stream
+            if plan.ahead is not None:
+                self._read_ahead(node, item, *plan.ahead)
+            if not item.present(offset, end):
+                need_start, need_end = plan.need
+                await self._fetch(node, need_start, need_end - need_start)
         return item.pread(end - offset, offset)
 
     async def truncate(self, node: Node, size: int) -> None:
@@ -276,66 +293,120 @@ class Files:
             node.open_count -= 1
             self._detach_cache(node)
 
+    @staticmethod
+    def _reader(node: Node) -> Reader:
+        assert node.reader is not None  # a regular file's
+        return node.reader
+
+    def _source(self, node: Node) -> tuple[str, str | None]:
+        """The key and ETag a fetch of the node's content reads."""
+        if node.detached:
+            # unlinked while open: no journal entry any more; read the version it had
+            return self.ctx.key(node.deferred_delete or node.path), node.etag
+        return self.ctx.key(node.path), self.tree.ensure_entry(node).base_etag
+
+    def _read_ahead(self, node: Node, item: CacheItem, start: int, end: int) -> None:
+        """Fetch ``[start, end)`` in the background (what is neither present nor already
+        being fetched), in parallel chunks; it stops when the item is closed or changes.
+        Without a background nursery (not serving), nothing is fetched ahead."""
+        reader = self._reader(node)
+        todo = subtract(item.missing(start, end), reader.inflight)
+        if not todo or self._nursery is None:
+            return
+        reader.begin(todo)  # registered now, so nobody asks for these ranges meanwhile
+        chunk = min(CHUNK, max(WINDOW_MIN, (end - start) // PARALLEL))
+        self._nursery.start_soon(self._read_ahead_task, node, item, todo, chunk)
+
+    async def _read_ahead_task(self, node: Node, item: CacheItem, todo: list[tuple[int, int]], chunk: int) -> None:
+        reader = self._reader(node)
+        scope = trio.CancelScope()
+        reader.scopes.add(scope)
+        try:
+            with scope:
+                if node.item is item:
+                    await self._fetch_ranges(node, item, todo, chunk=chunk, eager=True)
+        except Exception as exc:  # noqa: BLE001 - a read-ahead never takes the mount down
+            log.debug("read-ahead of %r stopped: %s", node.path, exc)  # the reader fetches and reports
+        finally:
+            reader.scopes.discard(scope)
+            reader.end(todo)
+
     async def _fetch(self, node: Node, offset: int, size: int, *, whole: bool = False) -> None:
-        """Bring ``[offset, offset+size)`` (plus read-ahead) into the cache file, or with
-        ``whole`` everything up to ``offset+size``, in bounded chunks (``cache.fetch``):
-        each ranged GET has its own ``read_timeout``, each chunk is recorded as present
-        when it lands, so a failed fetch leaves what arrived and a retry resumes."""
-        assert node.fetch_lock is not None  # a regular file's
-        async with node.fetch_lock:
-            item = self._item(node)
-            end = min(node.size, offset + size)
-            if item.present(offset, end):
+        """Bring ``[offset, offset+size)`` into the cache file, or with ``whole`` everything
+        up to ``offset+size``: the parts being fetched already (read-ahead, another
+        reader) are waited for, the rest fetched here (``_fetch_ranges``). Returns early,
+        quietly, when the file changes or is closed meanwhile."""
+        item = self._item(node)
+        reader = self._reader(node)
+        end = min(node.size, offset + size)
+        if whole:
+            offset, end = 0, node.size if size >= node.size else end
+        version = node.content_version
+        while node.item is item and node.content_version == version:
+            missing = item.missing(offset, end)
+            if not missing:
                 return
-            if whole:
-                start, want = 0, node.size if size >= node.size else end
-            else:
-                if offset == node.read_end:
-                    node.readahead = min(max(node.readahead * 2, READAHEAD_MIN), READAHEAD_MAX)
-                else:
-                    node.readahead = READAHEAD_MIN
-                start = offset - offset % FETCH_ALIGN
-                want = min(node.size, max(end, offset + node.readahead))
-            if node.detached:
-                # unlinked while open: no journal entry any more; read the version it had
-                etag, key = node.etag, self.ctx.key(node.deferred_delete or node.path)
-            else:
-                etag, key = self.tree.ensure_entry(node).base_etag, self.ctx.key(node.path)
-            version = node.content_version
-
-            def wanted() -> bool:  # the same version of the same file, still incomplete
-                return not item.complete and node.item is item and node.content_version == version
-
-            landed = False
-
-            def land(body: bytes, at: int) -> None:
-                nonlocal landed
-                item.pwrite(body, at)
-                landed = True
-
+            free = subtract(missing, reader.inflight)
+            if not free:
+                await reader.wait()
+                continue
+            reader.begin(free)
             try:
-                await fetch_chunks(self.ctx.store, key, etag, item.missing(start, want), land,
-                                   timeout=self.ctx.opt.read_timeout, still_wanted=wanted)
-            except FetchTimeout:
-                log.warning("reading %r timed out after %gs: the endpoint does not answer",
-                            node.path, self.ctx.opt.read_timeout)
-                raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
-            except PreconditionFailedError:
-                node.attr_time = float("-inf")
-                log.warning("%r changed in the bucket while being read; reopen it", node.path)
-                raise FsError(errno.EIO, "object changed while reading") from None
-            except StoreError as exc:
-                log.warning("cannot read %r from the bucket: %s", node.path, exc)
-                raise FsError(errno.EIO, str(exc)) from exc
+                await self._fetch_ranges(node, item, free, whole=whole, report=True)
             finally:
-                if landed and wanted() and (whole or node.open_count == 0):
-                    self._commit_quietly(node)  # what landed survives a failure and a restart
-            if not wanted():
-                return
-            if item.present(0, node.size):
-                item.mark_complete()
-            if node.open_count == 0 or whole:
-                self._commit(node)
+                reader.end(free)
+
+    async def _fetch_ranges(self, node: Node, item: CacheItem, ranges: list[tuple[int, int]], *,
+                            whole: bool = False, report: bool = False, chunk: int = CHUNK,
+                            eager: bool = False) -> None:
+        """Fetch ``ranges`` in bounded chunks (``cache.fetch``): each ranged GET has its own
+        ``read_timeout``, each chunk is recorded as present when it lands, so a failed
+        fetch leaves what arrived and a retry resumes. ``report``: a failure is logged
+        and raised as ``FsError(EIO)`` (a reader's); otherwise the store error is raised."""
+        reader = self._reader(node)
+        key, etag = self._source(node)
+        version = node.content_version
+
+        def wanted() -> bool:  # the same version of the same file, still incomplete
+            return not item.complete and node.item is item and node.content_version == version
+
+        landed = False
+
+        def land(body: bytes, at: int) -> None:
+            nonlocal landed
+            item.pwrite(body, at)
+            landed = True
+            reader.notify()
+
+        try:
+            await fetch_chunks(self.ctx.store, key, etag, ranges, land, timeout=self.ctx.opt.read_timeout,
+                               chunk=chunk, eager=eager, still_wanted=wanted)
+        except FetchTimeout:
+            if not report:
+                raise
+            log.warning("reading %r timed out after %gs: the endpoint does not answer",
+                        node.path, self.ctx.opt.read_timeout)
+            raise FsError(errno.EIO, f"reading {node.path!r} timed out") from None
+        except PreconditionFailedError:
+            node.attr_time = float("-inf")
+            if not report:
+                raise
+            log.warning("%r changed in the bucket while being read; reopen it", node.path)
+            raise FsError(errno.EIO, "object changed while reading") from None
+        except StoreError as exc:
+            if not report:
+                raise
+            log.warning("cannot read %r from the bucket: %s", node.path, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        finally:
+            if landed and wanted() and (whole or node.open_count == 0):
+                self._commit_quietly(node)  # what landed survives a failure and a restart
+        if not wanted():
+            return
+        if item.present(0, node.size):
+            item.mark_complete()
+        if node.open_count == 0 or whole:
+            self._commit(node)
 
     def _commit_quietly(self, node: Node) -> None:
         try:

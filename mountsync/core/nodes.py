@@ -23,10 +23,9 @@ import stat
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import trio
-
 from ..cache.item import CacheItem
 from ..errors import FsError
+from .readahead import Reader
 
 ROOT_INO = 1
 
@@ -63,7 +62,7 @@ class Node:
         "ino", "kind", "path", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns",
         "etag", "meta_known", "attr_time", "nlookup", "open_count",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
-        "item", "fetch_lock", "read_end", "readahead", "content_version", "kernel_version",
+        "item", "reader", "content_version", "kernel_version",
         "deferred_delete", "absent_at",
     )
 
@@ -95,9 +94,7 @@ class Node:
         self.target: str | None = None
         # files
         self.item: CacheItem | None = None  # the open cache item while any handle is open
-        self.fetch_lock = trio.Lock() if kind == stat.S_IFREG else None
-        self.read_end = -1
-        self.readahead = 0
+        self.reader = Reader() if kind == stat.S_IFREG else None  # read-ahead and ranges in flight
         # bumped when the bytes change behind the kernel's back (another writer);
         # open() lets the kernel keep its page cache only if it saw this version
         self.content_version = 0
