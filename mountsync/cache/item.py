@@ -78,6 +78,7 @@ class CacheItem:
         self._complete = row.complete if row is not None else False
         self._ranges = RangeSet(row.ranges if row is not None and not row.complete else None)
         self._dirty_since_snapshot = False
+        self._recorded: tuple[Any, ...] | None = None  # what the last ``commit`` wrote
         self._gate: trio.Event | None = None
         self._holder: trio.lowlevel.Task | None = None  # the task that closed the gate
         if row is not None and not row.complete and self.size_on_disk() != row.size:
@@ -142,15 +143,27 @@ class CacheItem:
         return True
 
     def born_dirty(self) -> None:
-        """A new entry starts complete, empty, at dirty generation 1 (already recorded)."""
-        self.truncate(0)
+        """A new entry starts complete, empty, at dirty generation 1 (already recorded).
+
+        A data file just made is already empty: it is truncated only when it is not
+        (truncating to 0 makes ext4 flush the file's data at its close, a disk write
+        per created file)."""
+        if self.size_on_disk() != 0:
+            self.truncate(0)
         self.mark_complete()
         self._dirty_since_snapshot = True
 
     def commit(self, size: int, mtime_ns: int) -> None:
-        """Write size, mtime and the present ranges to the journal row."""
+        """Write size, mtime and the present ranges to the journal row, unless this item
+        already wrote exactly these (a ``flush`` then ``release`` of an unchanged file
+        commits once; ``last_used`` keeps the time of that commit)."""
+        ranges = [] if self._complete else self._ranges.to_list()
+        state = (size, mtime_ns, self._complete, ranges)
+        if state == self._recorded:
+            return
         self._journal.update(self.id, size=size, mtime_ns=mtime_ns, last_used=time.time(),
-                             complete=int(self._complete), ranges=[] if self._complete else self._ranges.to_list())
+                             complete=int(self._complete), ranges=ranges)
+        self._recorded = state
 
     def drop_content(self, size: int) -> None:
         """Forget the content (another version replaces it): a sparse file of ``size``
@@ -161,6 +174,7 @@ class CacheItem:
         self._complete = size == 0
         self._ranges.clear()
         self._dirty_since_snapshot = False
+        self._recorded = None
 
     # -- the snapshot gate
     async def wait_writable(self) -> None:

@@ -249,7 +249,9 @@ class FuseAdapter(pyfuse3.Operations):
 
     @_converting
     async def getxattr(self, inode, name, ctx):
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        # ENOSYS, not ENOATTR: the kernel then stops sending getxattr at all (it answers
+        # ENOTSUP itself), which saves the security.capability query before every write
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @_converting
     async def listxattr(self, inode, ctx):

@@ -41,6 +41,7 @@ from ..cache.journal import Entry, Journal, Tombstone
 from ..errors import FsError
 from ..retry import backoff_delay
 from .conflict import ResolvedElsewhere
+from .due import DueQueue
 from .items import Abort, Carried, Delete, Item, SyncResult, Upload
 from .uploader import RenamedDuringUpload, Uploader
 
@@ -54,7 +55,7 @@ class Reconciler:
         self.delay = write_back_delay
         self.allow_delete = allow_delete
         self.retry_ceiling = retry_ceiling
-        self.due: dict[Item, float] = {}
+        self.due = DueQueue()
         self.writers: Counter[int] = Counter()
         self.inflight: dict[Item, trio.Event] = {}
         self.forced: set[Item] = set()
@@ -225,20 +226,26 @@ class Reconciler:
         async with trio.open_nursery() as nursery:
             while True:
                 now = trio.current_time()
-                next_at = math.inf
-                for item, when in sorted(self.due.items(), key=lambda kv: kv[1]):
-                    if not self._eligible(item):
-                        continue
-                    if when <= now:
-                        del self.due[item]
-                        self.inflight[item] = trio.Event()
-                        start_path = self._current_path(item)
-                        if start_path is not None:
-                            self.started_at[item] = start_path
-                        nursery.start_soon(self._work, item)
-                    else:
-                        next_at = min(next_at, when)
-                        break
+                # due items not started (not eligible, or the loop died) go back in the queue,
+                # to be checked at the next wake
+                due = self.due.pop_due(now)
+                next_at = self.due.next_time()
+                done = 0
+                try:
+                    for item, when in due:
+                        if self._eligible(item):
+                            self.inflight[item] = trio.Event()
+                            start_path = self._current_path(item)
+                            if start_path is not None:
+                                self.started_at[item] = start_path
+                            nursery.start_soon(self._work, item)
+                        else:
+                            self.due[item] = when
+                        done += 1
+                finally:
+                    for item, when in due[done:]:
+                        if item not in self.inflight:
+                            self.due[item] = when
                 with trio.move_on_at(next_at):
                     await self._wake.wait()
                 self._wake = trio.Event()

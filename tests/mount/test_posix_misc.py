@@ -131,3 +131,17 @@ def test_user_xattrs_are_not_supported(mount):
         os.setxattr(m.path("f"), "user.test", b"v")
     assert ei.value.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
     assert os.listxattr(m.path("f")) == []
+
+
+def test_getxattr_is_not_supported_so_writes_need_no_xattr_request(mount):
+    """The kernel asks for ``security.capability`` before each write unless the filesystem
+    answered getxattr with ENOSYS once (then every getxattr fails with ENOTSUP): one
+    FUSE round trip fewer per write (performance issue)."""
+    m = mount()
+    m.path("f").write_bytes(b"x")
+    for name in ("user.test", "security.capability"):
+        with pytest.raises(OSError) as ei:
+            os.getxattr(m.path("f"), name)
+        assert ei.value.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
+    m.path("f").write_bytes(b"still writable")
+    assert m.path("f").read_bytes() == b"still writable"
