@@ -139,10 +139,10 @@ class Listings:
             if node is not None and node.kind != kind and not (node.kind == stat.S_IFLNK and kind == stat.S_IFREG):
                 self.tree.detach(node)
                 node = None
-            seen = remote.get(name) if name not in moved_on else None
-            info = seen.info if seen is not None else None
+            listed = remote.get(name) if name not in moved_on else None
+            info = listed.info if listed is not None else None
             if node is None:
-                node = self.tree.node_from(path, kind, seen, by_name.get(name))
+                node = self.tree.node_from(path, kind, listed, by_name.get(name))
             elif info is not None:
                 self.tree.apply_remote_file(node, info)
             if node.is_dir and name in remote:

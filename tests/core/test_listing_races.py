@@ -9,7 +9,10 @@ hide a file created and uploaded while the listing was under way.
 
 from __future__ import annotations
 
+import os
+
 import trio
+import trio.testing
 
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
@@ -72,8 +75,11 @@ def test_write_and_upload_of_clean_file_during_listing_is_not_undone(tmp_path):
         await rig.write_file("b", b"old")
         assert (await rig.sync()).ok                # clean when the listing starts
 
+        fh = await rig.open("b", os.O_WRONLY)      # opened before: the edit needs no lookup
+
         async def edit_and_upload():
-            await rig.write_file("b", b"new")
+            assert await rig.fs.write(fh, 0, b"new") == 3
+            await rig.fs.release(fh)
             assert (await rig.sync()).ok
 
         assert await _list_around(rig, store, edit_and_upload) == ["b"]
@@ -96,7 +102,14 @@ def test_file_created_and_uploaded_during_listing_stays(tmp_path):
             await rig.write_file("n", b"new file")
             assert (await rig.sync()).ok
 
-        await _list_around(rig, store, create_and_upload)
+        async def start_create():
+            # a create in a directory being listed may wait for that listing (one listing
+            # per directory at a time) or go ahead: either way it runs as far as it can
+            nursery.start_soon(create_and_upload)
+            await trio.testing.wait_all_tasks_blocked()
+
+        async with trio.open_nursery() as nursery:
+            await _list_around(rig, store, start_create)
         _assert_entry_matches_bucket(rig, inner, "n")
         assert sorted(await rig.listdir("")) == ["a", "n"]
         assert await rig.read_file("n") == b"new file"
