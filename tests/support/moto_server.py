@@ -5,7 +5,8 @@ Two flavours:
 - ``start_threaded_moto()`` runs ``moto.server.ThreadedMotoServer`` inside the
   test process (fast; good for backend tests). Port 0 is passed so the OS picks
   a free port with no race; the real port is read back from the server.
-- ``start_moto_subprocess()`` runs ``python -m moto.server`` in a separate
+- ``start_moto_subprocess()`` runs moto's server (``python -m tests.support.moto_etag``:
+  with the fix described there) in a separate
   process (needed when the code under test runs in another process too, e.g. a
   mount daemon, or when a test wants to kill/restart the server).
 
@@ -30,6 +31,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, MutableMapping
+
+from tests.support.moto_etag import fix_etag_race
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -100,6 +105,7 @@ class ThreadedMoto:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        fix_etag_race()
         # werkzeug logs every request (and moto's internal tracebacks) at INFO/ERROR.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -135,8 +141,9 @@ def start_moto_subprocess(timeout: float = 20.0) -> tuple[str, subprocess.Popen]
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         env = apply_test_aws_env(dict(os.environ))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "tests.support.moto_etag", "-H", "127.0.0.1", "-p", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
