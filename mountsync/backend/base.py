@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
+
+PIECE = 1024 * 1024  # bytes handed over at a time by a streaming GET (``get_into``)
 
 # --------------------------------------------------------------------- errors
 
@@ -137,6 +140,11 @@ class StoreStats:
             self.bytes_down += down
             self.bytes_up += up
 
+    def downloaded(self, n: int) -> None:
+        """Bytes received by a request already counted (a streaming GET)."""
+        with self._lock:
+            self.bytes_down += n
+
     def snapshot(self) -> dict:
         with self._lock:
             return {
@@ -209,6 +217,21 @@ class ObjectStore(Protocol):
         """Bytes ``[start, end)`` of the object. ``if_match`` → PreconditionFailedError if changed."""
         ...
 
+    def get_into(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        if_match: str | None,
+        sink: Callable[[bytes, int], object],
+        piece: int = PIECE,
+    ) -> int:
+        """Bytes ``[start, end)`` handed to ``sink(data, offset)`` in order, in pieces of at
+        most ``piece`` bytes as they arrive (one request; memory bounded by ``piece``);
+        returns how many bytes were handed over. An exception raised by ``sink`` stops the
+        request and propagates unchanged. Errors as for ``get``."""
+        ...
+
     def put(
         self,
         key: str,
@@ -272,3 +295,12 @@ class ObjectStore(Protocol):
     def delete_many(self, keys: list[str]) -> list[str]:
         """Delete up to 1000 keys in one request; returns the keys that failed."""
         ...
+
+
+def hand_over(data: bytes, start: int, sink: Callable[[bytes, int], object], piece: int = PIECE) -> int:
+    """Hand ``data`` (the bytes at ``start``) to ``sink`` in pieces of at most ``piece``
+    bytes, for stores that receive a range whole; returns ``len(data)``."""
+    view = memoryview(data)
+    for at in range(0, len(data), max(1, piece)):
+        sink(bytes(view[at:at + piece]), start + at)
+    return len(data)

@@ -139,6 +139,17 @@ class Bucket:
     async def get(self, key: str, start: int = 0, end: int | None = None, *, if_match: str | None = None) -> bytes:
         return await self._run(self.sync.get, key, start, end, if_match)
 
+    async def get_into(self, key: str, start: int, end: int, *, if_match: str | None,
+                       land: Callable[[bytes, int], object]) -> int:
+        """A streaming ranged GET: each piece is handed to ``land(data, offset)`` on the trio
+        thread as it arrives (``ObjectStore.get_into``). An exception from ``land`` stops
+        the request and propagates; so does cancelling the caller (the thread then stops
+        at its next piece)."""
+        def sink(data: bytes, at: int) -> None:
+            trio.from_thread.run_sync(land, data, at)
+
+        return await self._run(self.sync.get_into, key, start, end, if_match, sink)
+
     async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUpload]:
         return await self._run(self.sync.list_multipart_uploads, prefix)
 

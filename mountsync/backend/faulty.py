@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import (
+    PIECE,
     ListPage,
     MultipartUpload,
     ObjectInfo,
@@ -331,6 +332,11 @@ class FaultyStore:
 
     def get(self, key: str, start: int = 0, end: int | None = None, if_match: str | None = None) -> bytes:
         return self._invoke("get", key, lambda: self.inner.get(key, start, end, if_match))
+
+    def get_into(self, key: str, start: int, end: int, if_match: str | None,
+                 sink: Callable[[bytes, int], object], piece: int = PIECE) -> int:
+        """Faults, delays and gates as for ``get`` (the op is "get")."""
+        return self._invoke("get", key, lambda: self.inner.get_into(key, start, end, if_match, sink, piece))
 
     def put(self, key, body, metadata=None, *, if_match=None, if_none_match=False) -> PutResult:
         return self._invoke(

@@ -46,6 +46,7 @@ from botocore.config import Config
 from botocore.utils import determine_content_length
 
 from .base import (
+    PIECE,
     Body,
     BucketNotFoundError,
     InvalidRequestError,
@@ -307,6 +308,40 @@ class S3Store:
             if exc.code == "InvalidRange":  # the range starts at or past the end
                 return b""
             raise
+
+    def get_into(self, key: str, start: int, end: int, if_match: str | None,
+                 sink: Callable[[bytes, int], object], piece: int = PIECE) -> int:
+        """One ranged GET whose body is read off the connection ``piece`` bytes at a time,
+        each handed to ``sink`` as it arrives (the request is counted once, its bytes as
+        they come). An exception from ``sink`` closes the response and propagates."""
+        if end <= start:
+            self.get(key, start, end, if_match)
+            return 0
+        what = f"GetObject {key!r}"
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}",
+                                  **self._conditions(if_match)}
+        try:
+            resp = self._call("get", what, lambda: self._client.get_object(**params))
+        except InvalidRequestError as exc:
+            if exc.code == "InvalidRange":  # the range starts at or past the end
+                return 0
+            raise
+        handed = 0
+        body = resp["Body"]  # botocore's StreamingBody (its ``with`` yields the raw stream)
+        try:
+            chunks = body.iter_chunks(piece)
+            while True:
+                try:
+                    data = next(chunks, None)
+                except Exception as exc:
+                    raise map_error(exc, what) from exc
+                if not data:
+                    return handed
+                self.stats.downloaded(len(data))
+                sink(data, start + handed)
+                handed += len(data)
+        finally:
+            body.close()
 
     def put(
         self, key: str, body: Body, metadata: dict[str, str] | None = None, *,

@@ -3,10 +3,14 @@
 Every path that downloads object content uses ``fetch_chunks``: reads of
 uncached ranges (with read-ahead), the fill before the first write to a partly
 cached file, truncation of such a file, the copy of the bucket's version a
-conflict strategy sets aside, and the target of a symlink object. So the
-memory a download needs is bounded (at most ``parallel`` chunks of ``chunk``
-bytes in flight), whatever the size of the object, and the time limit applies
-to each chunk, not to the whole object.
+conflict strategy sets aside, and the target of a symlink object. Each GET
+streams: its body is read off the connection in pieces of ``backend.base.PIECE``
+(1 MiB), each landing in the file as it arrives (``Bucket.get_into``). So the
+memory a download needs is bounded (at most ``parallel`` pieces in flight),
+whatever the size of the object or of a range, and the time limit applies to
+each piece, not to the whole object. Ranges are cut into GETs of at most
+``chunk`` bytes (64 MiB: few requests for a big sequential read, several of
+them in flight).
 
 Contract:
 - ``missing`` is cut into chunks of at most ``chunk`` bytes (``plan_chunks``,
@@ -19,12 +23,13 @@ Contract:
   expiry halves the number allowed in flight and grants one more period (see
   ``_Pace``). A big object needs no bigger limit than a small one, as long as
   the endpoint keeps delivering.
-- Each chunk is handed to ``land(body, offset)`` as soon as it arrives (on the
+- Each piece is handed to ``land(body, offset)`` as soon as it arrives (on the
   trio thread), which writes it and records it as present; a failure after
-  that leaves the landed chunks in place, so a retry fetches only the rest.
+  that leaves the landed pieces in place, so a retry fetches only the rest.
+  The time limit restarts at each piece.
 - ``still_wanted()`` is checked before each request and before each landing;
   when it turns false (the file changed, was dropped, or became complete) the
-  fetch stops quietly.
+  GET is closed and the fetch stops quietly.
 - Errors: ``FetchTimeout`` (a ``TransientError``), ``ShortRead`` (transient), or the store's own
   ``StoreError`` (``PreconditionFailedError`` when the object changed). The
   first error stops the other chunks.
@@ -39,9 +44,13 @@ import trio
 from ..backend.base import PreconditionFailedError, StoreError, TransientError
 from ..backend.bucket import Bucket
 
-CHUNK = 8 * 1024 * 1024
+CHUNK = 64 * 1024 * 1024  # the largest range one GET asks for (it streams: see the module doc)
 PARALLEL = 4
 DEFAULT_TIMEOUT = 30.0
+
+
+class _Unwanted(Exception):
+    """Raised by a landing to stop its GET: the bytes are not wanted any more."""
 
 
 class FetchTimeout(TransientError):
@@ -77,13 +86,22 @@ async def fetch_chunks(store: Bucket, key: str, etag: str | None, missing: list[
     pace = _Pace(timeout, max(1, parallel), max(1, parallel) if eager else 1)
 
     async def one(start: int, end: int, slot: object) -> None:
-        try:
-            body = await store.get(key, start, end, if_match=etag)
-            if len(body) != end - start:
-                raise ShortRead(f"GET {key!r} bytes {start}-{end - 1}: got {len(body)} bytes")
-            if still_wanted():
-                land(body, start)
+        got = 0
+
+        def piece(body: bytes, at: int) -> None:
+            nonlocal got
+            got += len(body)
+            if not still_wanted():
+                raise _Unwanted
+            land(body, at)
             pace.arrived()
+
+        try:
+            await store.get_into(key, start, end, if_match=etag, land=piece)
+            if got != end - start:
+                raise ShortRead(f"GET {key!r} bytes {start}-{end - 1}: got {got} bytes")
+        except _Unwanted:
+            pass  # the file changed or was dropped: stop quietly
         finally:
             pace.width.release_on_behalf_of(slot)
 

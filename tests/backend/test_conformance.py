@@ -122,6 +122,40 @@ def test_get_if_match(store):
         store.get("c", 1, 4, if_match=md5(b"other"))
 
 
+def test_get_into_hands_over_pieces_in_order(store):
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    etag = store.put("s", data).etag
+    got: list[tuple[int, bytes]] = []
+    n = store.get_into("s", 100, 9000, etag, lambda b, at: got.append((at, b)), 1000)
+    assert n == 8900 == sum(len(b) for _at, b in got)
+    assert all(len(b) <= 1000 for _at, b in got)
+    at = 100
+    for off, b in got:  # contiguous, in order
+        assert off == at
+        at += len(b)
+    assert b"".join(b for _at, b in got) == data[100:9000]
+    assert store.get_into("s", 10_000, 20_000, None, lambda b, at: got.append((at, b)), 1000) == 240  # clipped
+    assert store.get_into("s", 20_000, 30_000, None, lambda b, at: None, 1000) == 0  # past the end
+
+
+def test_get_into_condition_and_sink_errors(store):
+    store.put("s", b"x" * 5000)
+    with pytest.raises(PreconditionFailedError):
+        store.get_into("s", 0, 5000, md5(b"other"), lambda b, at: None, 1000)
+    with pytest.raises(NotFoundError):
+        store.get_into("missing", 0, 10, None, lambda b, at: None, 1000)
+
+    class Stop(Exception):
+        pass
+
+    def sink(b: bytes, at: int) -> None:
+        if at >= 2000:
+            raise Stop
+
+    with pytest.raises(Stop):  # propagates unchanged, not as a store error
+        store.get_into("s", 0, 5000, None, sink, 1000)
+
+
 # --------------------------------------------------------------- listing
 
 

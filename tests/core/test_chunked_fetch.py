@@ -1,5 +1,6 @@
-"""SPEC §4/§8: every download is bounded: ranged GETs of at most 8 MiB, each under its
-own timeout, landing in the cache file as they arrive (a retry resumes).
+"""SPEC §4/§8: every download is bounded: ranged GETs of at most ``CHUNK`` bytes, streamed
+in pieces, each piece under its own timeout, landing in the cache file as it arrives (a
+retry resumes).
 
 Covers the read path's siblings that used to fetch a whole object in one GET held
 in memory: the first write to a partly cached file, truncate, the conflict path
@@ -32,7 +33,7 @@ def pattern(size: int, seed: int = 0) -> bytes:
 
 class RecordingStore(MemoryStore):
     """A memory bucket that records each GET's range; optionally slow (seconds per MiB)
-    or failing once for the GET starting at a given offset."""
+    or failing once at a given offset (a GET starting there, or a streaming GET reaching it)."""
 
     def __init__(self, *, per_mib: float = 0.0) -> None:
         super().__init__("b")
@@ -42,7 +43,7 @@ class RecordingStore(MemoryStore):
         self.fail_at: set[int] = set()
         self._mu = threading.Lock()
 
-    def get(self, key, start=0, end=None, if_match=None):
+    def _recorded_get(self, key, start, end, if_match):
         data = super().get(key, start, end, if_match)
         with self._mu:  # recorded when asked, so a request abandoned later is not mistaken for a retry
             self.ranges.append((start, start + len(data)))
@@ -51,9 +52,27 @@ class RecordingStore(MemoryStore):
             self.fail_at.discard(start)
         if fail:
             raise TransientError("503 injected")
+        return data
+
+    def get(self, key, start=0, end=None, if_match=None):
+        data = self._recorded_get(key, start, end, if_match)
         if self.per_mib:
             time.sleep(len(data) / MiB * self.per_mib)
         return data
+
+    def get_into(self, key, start, end, if_match, sink, piece=MiB):
+        """A streaming GET over a link of ``per_mib``: each piece arrives in its time."""
+        data = self._recorded_get(key, start, end, if_match)
+        for at in range(0, len(data), piece):
+            with self._mu:
+                fail = start + at in self.fail_at
+                self.fail_at.discard(start + at)
+            if fail:  # the connection breaks in the middle of the body
+                raise TransientError("connection reset (injected)")
+            if self.per_mib:
+                time.sleep(min(piece, len(data) - at) / MiB * self.per_mib)
+            sink(data[at:at + piece], start + at)
+        return len(data)
 
 
 def test_plan_chunks_cuts_ranges_into_bounded_pieces():
@@ -86,7 +105,7 @@ def test_each_chunk_has_its_own_timeout(tmp_path):
     """The whole object takes longer than --read-timeout to arrive; each chunk does not."""
     size = 96 * MiB
     blob = pattern(size, 3)
-    store = RecordingStore(per_mib=0.005)  # 8 MiB: 0.04 s; the whole object: 0.48 s
+    store = RecordingStore(per_mib=0.005)  # 1 MiB piece: 0.005 s; the whole object: 0.48 s
 
     store.put("big.bin", blob)
 
@@ -147,9 +166,8 @@ def test_failed_fill_keeps_what_landed_and_a_retry_resumes(tmp_path, allow_log):
     blob = pattern(size, 5)
     store = RecordingStore()
     store.put("big.bin", blob)
-    # the fill asks for 5 chunks (one in flight at first, more as they land): the 5th
-    # starts only after others landed, and fails
-    store.fail_at.add(32 * MiB)
+    # the fill is one streaming GET: the connection breaks after 24 MiB have landed
+    store.fail_at.add(24 * MiB)
 
     async def body(rig):
         with pytest.raises(FsError) as ei:
@@ -158,7 +176,7 @@ def test_failed_fill_keeps_what_landed_and_a_retry_resumes(tmp_path, allow_log):
         e = rig.stack.journal.get("big.bin")
         assert not e.complete and not e.pending
         landed = e.ranges
-        assert sum(t - s for s, t in landed) >= CHUNK  # recorded in the journal, not only in memory
+        assert sum(t - s for s, t in landed) >= 24 * MiB  # recorded in the journal, not only in memory
         before = len(store.ranges)
         await rig.write_at("big.bin", size, b"!")  # the retry fetches only what is missing
         again = store.ranges[before:]
