@@ -31,7 +31,7 @@ import trio
 from .. import keys
 from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
 from ..cache.eviction import evict
-from ..cache.fetch import CHUNK, PARALLEL, FetchTimeout, fetch_chunks
+from ..cache.fetch import CHUNK, FetchTimeout, fetch_chunks
 from ..cache.item import CacheItem
 from ..errors import FsError
 from .context import CoreContext, log, now_ns
@@ -314,7 +314,8 @@ class Files:
         if not todo or self._nursery is None:
             return
         reader.begin(todo)  # registered now, so nobody asks for these ranges meanwhile
-        chunk = min(CHUNK, max(WINDOW_MIN, (end - start) // PARALLEL))
+        # two streaming GETs per window: few requests, and two in flight on a slow link
+        chunk = min(CHUNK, max(WINDOW_MIN, (end - start) // 2))
         self._nursery.start_soon(self._read_ahead_task, node, item, todo, chunk)
 
     async def _read_ahead_task(self, node: Node, item: CacheItem, todo: list[tuple[int, int]], chunk: int) -> None:
