@@ -9,8 +9,8 @@ streams: its body is read off the connection in pieces of ``backend.base.PIECE``
 memory a download needs is bounded (at most ``parallel`` pieces in flight),
 whatever the size of the object or of a range, and the time limit applies to
 each piece, not to the whole object. Ranges are cut into GETs of at most
-``chunk`` bytes (64 MiB: few requests for a big sequential read, several of
-them in flight).
+``chunk`` bytes (128 MiB: few requests for a big sequential read; rclone's
+chunked reading starts at 128 MiB too).
 
 Contract:
 - ``missing`` is cut into chunks of at most ``chunk`` bytes (``plan_chunks``,
@@ -44,7 +44,7 @@ import trio
 from ..backend.base import PreconditionFailedError, StoreError, TransientError
 from ..backend.bucket import Bucket
 
-CHUNK = 64 * 1024 * 1024  # the largest range one GET asks for (it streams: see the module doc)
+CHUNK = 128 * 1024 * 1024  # the largest range one GET asks for (it streams: see the module doc)
 PARALLEL = 4
 DEFAULT_TIMEOUT = 30.0
 

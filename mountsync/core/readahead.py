@@ -10,7 +10,8 @@
   *random*: it needs the
   ``RANDOM_BLOCK``-aligned blocks it touches, and nothing is fetched ahead.
 - A sequential stream fetches ahead in ranges that grow ×8 from ``WINDOW_MIN`` up
-  to ``WINDOW_MAX`` (1 → 8 → 64 MiB). The next range is asked for when the reader
+  to ``WINDOW_MAX`` (1 → 8 → 64 → 256 MiB), each one streaming GET (up to
+  ``cache.fetch.CHUNK``). The next range is asked for when the reader
   gets within half of the last range's size of the read-ahead edge, so one range
   is usually still arriving while the reader consumes the one before.
 
@@ -32,7 +33,7 @@ KiB = 1024
 MiB = 1024 * KiB
 RANDOM_BLOCK = 64 * KiB
 WINDOW_MIN = 1 * MiB
-WINDOW_MAX = 64 * MiB
+WINDOW_MAX = 256 * MiB
 GROWTH = 8
 SLACK = 256 * KiB
 

@@ -20,16 +20,16 @@ def test_a_read_straddling_blocks_needs_both():
     assert p.need[1] - p.need[0] == 2 * RANDOM_BLOCK
 
 
-def test_sequential_windows_grow_1_8_64_and_stay_capped():
+def test_sequential_windows_grow_1_8_64_256_and_stay_capped():
     s, issued, off, step = Stream(), [], 0, 128 * 1024
-    while off < 300 * MiB:
+    while off < 700 * MiB:
         p = plan_read(s, off, off + step, SIZE)
         s = p.stream
         if p.ahead:
             issued.append(p.ahead)
         off += step
     sizes = [e - b for b, e in issued]
-    assert sizes[:3] == [WINDOW_MIN, 8 * MiB, WINDOW_MAX]
+    assert sizes[:4] == [WINDOW_MIN, 8 * MiB, 64 * MiB, WINDOW_MAX]
     assert max(sizes) == WINDOW_MAX
     # contiguous, and always ahead of the reader before it gets there
     assert all(a[1] == b[0] for a, b in itertools.pairwise(issued))
