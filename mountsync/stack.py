@@ -27,6 +27,7 @@ from .cache.datafiles import DataStore
 from .cache.eviction import evict
 from .cache.item import Items
 from .cache.journal import Journal
+from .cache.spares import SparePool
 from .config import MountConfig
 from .core.context import CoreOptions
 from .core.filesystem import FileSystem
@@ -74,7 +75,7 @@ class Stack:
                 os.close(lock_fd)
             raise UserError(f"the journal in cache dir {cache_dir} is damaged ({exc}): move the cache dir "
                             "aside (it may hold data not yet uploaded) or use another --cache-dir") from None
-        items = Items(journal, DataStore(cache_dir))
+        items = Items(journal, DataStore(cache_dir), SparePool(cache_dir))
         bucket = Bucket(store, prefix=config.prefix, max_concurrency=max(16, config.upload_workers * 2))
         events = EventBus()
         copies = ConflictCopies(bucket, journal)
@@ -138,6 +139,8 @@ class Stack:
             nursery.start_soon(self._evict_periodically)
             nursery.start_soon(self.fs.listings.meta.run)  # HEADs queued by readdir listings
             nursery.start_soon(self.fs.files.serve)
+            if self.items.spares is not None:
+                nursery.start_soon(self.items.spares.serve)  # empty data files made ahead
             await self._supervise_reconciler()
 
     async def _supervise_reconciler(self) -> None:

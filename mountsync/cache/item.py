@@ -43,6 +43,7 @@ import trio
 from .datafiles import DataStore, copy_file, unlink_quietly
 from .journal import Entry, Journal
 from .ranges import RangeSet
+from .spares import SparePool
 from .state import ItemState, item_state
 
 log = logging.getLogger("mountsync.cache")
@@ -228,9 +229,10 @@ class CacheItem:
 class Items:
     """The open cache items by entry id, and the writer of their journal data state."""
 
-    def __init__(self, journal: Journal, data: DataStore) -> None:
+    def __init__(self, journal: Journal, data: DataStore, spares: SparePool | None = None) -> None:
         self.journal = journal
         self.data = data
+        self.spares = spares  # empty files made ahead (None: every data file is created here)
         self._open: dict[int, CacheItem] = {}
         self._uploading: set[int] = set()
 
@@ -241,6 +243,8 @@ class Items:
         if item is None:
             path = self.data.path_for(entry_id)
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            if self.spares is not None and not os.path.lexists(path):
+                self.spares.take(path)  # a rename instead of a create (cache.spares)
             item = CacheItem(self.journal, entry_id, path, self.journal.get_by_id(entry_id))
             self._open[entry_id] = item
         item.acquire()

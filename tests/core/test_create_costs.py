@@ -14,11 +14,12 @@ import sqlite3
 import stat
 
 import pytest
+import trio
 
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.nodes import NoEntry
 from mountsync.errors import FsError
-from tests.support.rig import run_rig
+from tests.support.rig import run_rig, wait_until
 
 
 async def _create_like_a_program(rig, parent: int, name: str, data: bytes) -> None:
@@ -97,5 +98,35 @@ def test_create_write_close_costs_two_journal_commits_and_no_fsync(tmp_path, mon
         assert counter.writes <= 2 * 50, counter.writes
         assert fsyncs == []
         assert await rig.read_file("d/f7") == b"y" * 4096
+
+    run_rig(body, tmp_path, write_back_delay=3600, metadata_ttl=3600)
+
+
+def test_creates_take_spare_data_files_instead_of_creating_them(tmp_path, monkeypatch):
+    """With the spare pool filled, a create renames an empty file into place: no O_CREAT of
+    a data file on the trio thread (cache/spares.py)."""
+    creates: list[str] = []
+    real_open = os.open
+
+    def recording_open(path, flags, *args, **kwargs):
+        if (flags & os.O_CREAT and trio.lowlevel.in_trio_run() and "/data/" in str(path)
+                and not os.path.lexists(path)):  # a file made here, on the trio thread
+            creates.append(str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    async def body(rig):
+        await rig.mkdir("d")
+        parent = await rig.ino("d")
+        spares = rig.stack.items.spares
+        assert await wait_until(lambda: len(spares) >= spares.target // 2, timeout=60)
+        monkeypatch.setattr(os, "open", recording_open)
+        try:
+            for i in range(50):
+                await _create_like_a_program(rig, parent, f"f{i}", b"y" * 100)
+        finally:
+            monkeypatch.setattr(os, "open", real_open)
+        assert creates == []
+        assert await rig.read_file("d/f49") == b"y" * 100
+        assert (await rig.sync()).ok
 
     run_rig(body, tmp_path, write_back_delay=3600, metadata_ttl=3600)
