@@ -72,6 +72,10 @@ class Listing:
     prefixes: list[str] = field(default_factory=list)
 
 
+class _Abandoned(Exception):
+    """Stops the worker thread of a streaming GET whose caller is gone."""
+
+
 class Bucket:
     def __init__(self, store: ObjectStore, *, prefix: str = "", max_concurrency: int = 16) -> None:
         self.sync = store
@@ -143,12 +147,27 @@ class Bucket:
                        land: Callable[[bytes, int], object]) -> int:
         """A streaming ranged GET: each piece is handed to ``land(data, offset)`` on the trio
         thread as it arrives (``ObjectStore.get_into``). An exception from ``land`` stops
-        the request and propagates; so does cancelling the caller (the thread then stops
-        at its next piece)."""
-        def sink(data: bytes, at: int) -> None:
-            trio.from_thread.run_sync(land, data, at)
+        the request and propagates.
 
-        return await self._run(self.sync.get_into, key, start, end, if_match, sink)
+        Once this call has returned or been cancelled, ``land`` is never called again: the
+        worker thread of a cancelled call is abandoned but keeps reading, and trio would
+        still run what it sends (in a system task); the next piece it sends finds
+        ``finished`` set (both run on the trio thread, so there is no race) and stops
+        the thread instead of writing into a file its caller may have closed."""
+        finished = False
+
+        def deliver(data: bytes, at: int) -> None:  # on the trio thread
+            if finished:
+                raise _Abandoned
+            land(data, at)
+
+        def sink(data: bytes, at: int) -> None:  # in the worker thread
+            trio.from_thread.run_sync(deliver, data, at)
+
+        try:
+            return await self._run(self.sync.get_into, key, start, end, if_match, sink)
+        finally:
+            finished = True
 
     async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUpload]:
         return await self._run(self.sync.list_multipart_uploads, prefix)

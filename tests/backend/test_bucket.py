@@ -58,3 +58,55 @@ def test_conditional_helpers_fall_back_to_head():
 
     trio.run(main)
     assert set(store.objects()) == {"b"}
+
+
+class _PausingStore(MemoryStore):
+    """``get_into`` hands over one piece, then waits for ``resume`` before the next."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.first_sent = threading.Event()
+        self.resume = threading.Event()
+        self.outcome: list[str] = []
+
+    def get_into(self, key, start, end, if_match, sink, piece=4):
+        data = self.get(key, start, end, if_match)
+        sink(data[:piece], start)
+        self.first_sent.set()
+        self.resume.wait(10)
+        try:
+            sink(data[piece:], start + piece)
+        except BaseException as exc:
+            self.outcome.append(type(exc).__name__)
+            raise
+        self.outcome.append("delivered")
+        return len(data)
+
+
+def test_streaming_get_never_lands_after_its_caller_is_cancelled():
+    """A cancelled caller's worker thread is abandoned but keeps reading: the pieces it
+    sends afterwards must not reach ``land`` (the file may be closed, its descriptor reused)."""
+    store = _PausingStore()
+    store.put("k", b"0123456789")
+    bucket = Bucket(store)
+    landed: list[tuple[int, bytes]] = []
+
+    async def main():
+        with trio.move_on_after(60) as scope:
+            async with trio.open_nursery() as n:
+                async def get():
+                    await bucket.get_into("k", 0, 10, if_match=None, land=lambda d, at: landed.append((at, d)))
+
+                n.start_soon(get)
+                await trio.to_thread.run_sync(store.first_sent.wait, 10)
+                n.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        store.resume.set()
+        while not store.outcome:  # the abandoned thread tries its next piece
+            await trio.sleep(0.01)
+
+    trio.run(main)
+    assert landed == [(0, b"0123")]
+    assert store.outcome == ["_Abandoned"]
