@@ -145,7 +145,9 @@ PROFILE_TEXT = {
 
 
 def render_markdown(meta: Mapping, groups: Sequence[Group], results: Mapping[Key, Result],
-                    profiles: Sequence[str], plots: Mapping[str, str]) -> str:
+                    profiles: Sequence[str], plots: Mapping[str, str], analysis: str = "") -> str:
+    """The report; ``analysis`` (hand-written Markdown: why targets are missed, with the
+    profile evidence) is appended under its own heading."""
     rows = [r for g in groups for r in g.rows]
     met, missed, na = summary(profiles, rows, results)
     caveat = meta.get("caveat") or (QUICK_CAVEAT if "quick" in str(meta.get("kind", "")).lower() else "")
@@ -193,6 +195,8 @@ def render_markdown(meta: Mapping, groups: Sequence[Group], results: Mapping[Key
         if p in plots:
             out += [f"![{p}]({plots[p]})", ""]
         out.append(render_table(p, rows, results))
+    if analysis.strip():
+        out += ["", "## Where targets are missed, and why", "", analysis.strip()]
     out.append("")
     return "\n".join(out)
 

@@ -274,7 +274,10 @@ def write_report(args: argparse.Namespace, meta: dict, all_groups: list[Group], 
         if plot(p, all_groups, results, png):
             plots[p] = os.path.relpath(png, args.out.parent)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_markdown(meta, all_groups, results, profiles, plots))
+    # the hand-written analysis beside the plots (docs/bench/analysis.md for docs/benchmarks.md)
+    analysis_md = args.out.parent / "bench" / "analysis.md"
+    analysis = analysis_md.read_text() if analysis_md.is_file() else ""
+    args.out.write_text(render_markdown(meta, all_groups, results, profiles, plots, analysis))
     print(f"wrote {args.out}" + (f" and {', '.join(plots.values())}" if plots else ""), flush=True)
 
 

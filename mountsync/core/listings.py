@@ -57,6 +57,16 @@ class Listings:
         self._invalid_logged: set[str] = set()
         self.meta = MetaFetcher(ctx, tree)
         self._listing: dict[int, trio.Event] = {}  # directory inode → set when its listing ends
+        self._nursery: trio.Nursery | None = None  # background revalidations, while serving
+
+    async def serve(self) -> None:
+        """Run background revalidations of big directories until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
 
     def _on_invalid(self, key: str, why: str) -> None:
         if key not in self._invalid_logged:
@@ -83,6 +93,25 @@ class Listings:
             if self._listing.get(d.ino) is done:
                 del self._listing[d.ino]
             done.set()
+
+    async def _readdir_listing(self, d: Node) -> dict[str, Node]:
+        """What ``readdir`` shows. A directory of more than ``RELIST_MAX`` names whose
+        listing is older than the TTL is shown as last listed while one listing revalidates
+        it in the background (the next ``readdir`` shows the result): relisting 10,000
+        names takes ten LIST pages, which ``ls`` should not wait for. Smaller directories
+        are relisted first (one request). Lookups of single names are not affected."""
+        if (d.children is not None and len(d.children) > RELIST_MAX and self.ctx.opt.metadata_ttl > 0
+                and not self._fresh(d) and self._nursery is not None):
+            if d.ino not in self._listing:
+                self._nursery.start_soon(self._revalidate, d)
+            return d.children
+        return await self.ensure_listed(d, fetch_meta=True)
+
+    async def _revalidate(self, d: Node) -> None:
+        try:
+            await self.ensure_listed(d, fetch_meta=True)
+        except Exception as exc:  # noqa: BLE001 - a background refresh never takes the mount down
+            log.debug("background listing of %r failed: %s", d.path, exc)
 
     async def _list(self, d: Node, fetch_meta: bool) -> dict[str, Node]:
         dir_prefix = self.ctx.store.dir_key(d.path)
@@ -432,7 +461,7 @@ class Listings:
         if h is None:
             raise FsError(errno.EBADF)
         if h.snapshot is None or start == 0:
-            children = await self.ensure_listed(h.node, fetch_meta=True)
+            children = await self._readdir_listing(h.node)
             h.snapshot = sorted(children.items())
         out = []
         for i in range(start, len(h.snapshot)):

@@ -15,7 +15,8 @@ import trio.testing
 
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
-from tests.support.rig import ROOT_INO, run_rig
+from mountsync.core.listings import RELIST_MAX
+from tests.support.rig import ROOT_INO, run_rig, wait_until
 
 N = 1000
 TTL = 60.0
@@ -116,3 +117,27 @@ def test_after_a_restart_an_unchanged_bucket_costs_lists_only(tmp_path):
             assert (a.mode, a.uid, a.gid, a.size, a.mtime_ns) == (b.mode, b.uid, b.gid, b.size, b.mtime_ns), name
 
     run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
+
+
+def test_big_directory_is_shown_as_last_listed_while_it_is_relisted(tmp_path):
+    """``ls`` of a directory of more than RELIST_MAX names after the TTL does not wait for
+    its ten LIST pages: it shows the last listing while one background listing revalidates
+    it; the next ``ls`` shows what that listing found."""
+    store = MemoryStore("b")
+    n = RELIST_MAX + 200
+    for i in range(n):
+        store.put(f"big/o{i:05d}", b"x")
+
+    async def body(rig):
+        assert len(await rig.listdir("big")) == n
+        big = rig.fs.node(await rig.ino("big"))
+        store.put("big/new", b"another writer's")
+        await trio.sleep(0.6)  # past the TTL: the listing is stale
+        lists_before = store.stats.requests.get("list", 0)
+        names = await rig.listdir("big")
+        assert "new" not in names and len(names) == n  # the last listing, at once
+        assert await wait_until(lambda: "new" in (big.children or {}), timeout=60)
+        assert store.stats.requests.get("list", 0) > lists_before  # relisted in the background
+        assert "new" in await rig.listdir("big")
+
+    run_rig(body, tmp_path, store, metadata_ttl=0.5)
