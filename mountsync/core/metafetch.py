@@ -35,7 +35,7 @@ from .context import CoreContext, log
 from .nodes import Node
 from .tree import Tree
 
-WORKERS = 8  # HEADs in flight for listings at most (the bucket's limiter bounds all requests)
+WORKERS = 16  # HEADs in flight for listings at most (the bucket's limiter bounds all requests)
 
 
 class MetaFetcher:
