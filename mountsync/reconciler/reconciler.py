@@ -42,6 +42,7 @@ from ..backend.base import StoreError, TransientError
 from ..cache.journal import Entry, Journal, Tombstone
 from ..errors import FsError
 from ..retry import backoff_delay
+from . import report
 from .conflict import ResolvedElsewhere
 from .due import DueQueue
 from .items import Abort, Carried, Delete, Item, SyncResult, Upload
@@ -331,7 +332,7 @@ class Reconciler:
             else:
                 self._stop(item, f"local error: {exc}")
         except Exception as exc:  # a bug: keep the loop alive and the data, retry later
-            log.exception("unexpected error while handling %s", self._describe(item))
+            log.exception("unexpected error while handling %s", self.describe(item))
             self._retry(item, TransientError(f"internal error: {type(exc).__name__}: {exc}"))
 
     def _settle(self, item: Upload, e: Entry, forced: bool) -> None:
@@ -420,7 +421,8 @@ class Reconciler:
     def _satisfied(self, item: Item, gen: int) -> bool:
         return satisfied(self.journal, item, gen)
 
-    def _describe(self, item: Item) -> str:
+    def describe(self, item: Item) -> str:
+        """The item in words (a path, or what it does), for messages and status."""
         if isinstance(item, Upload):
             e = self.journal.get_by_id(item.entry_id)
             return e.path if e is not None else f"entry {item.entry_id}"
@@ -454,7 +456,7 @@ class Reconciler:
                         remaining.refresh(self._satisfied)
                         if remaining.all_stopped(self.stopped, len(self.stopped)):
                             return SyncResult(False, len(targets) - len(remaining.left),
-                                              [f"{self._describe(i)}: {self.stopped[i]}" for i in remaining.left])
+                                              [f"{self.describe(i)}: {self.stopped[i]}" for i in remaining.left])
                         continue
                     await self._progress.wait()
         finally:
@@ -463,8 +465,8 @@ class Reconciler:
         for i in left:
             self.forced.discard(i)
         return SyncResult(False, len(targets) - len(left),
-                          [f"{self._describe(i)}: {self.stopped[i]}" for i in left if i in self.stopped],
-                          [self._describe(i) for i in left if i not in self.stopped])
+                          [f"{self.describe(i)}: {self.stopped[i]}" for i in left if i in self.stopped],
+                          [self.describe(i) for i in left if i not in self.stopped])
 
     async def resolve(self, path: str, keep: str, timeout: float = 120.0) -> SyncResult:
         """Resolve a conflict left for the user (strategy manual): keep ``local``,
@@ -479,38 +481,5 @@ class Reconciler:
     # ------------------------------------------------------------ status
 
     def status(self) -> dict:
-        pending = []
-        for e in self.journal.pending():
-            if e.id is None:
-                continue
-            item = Upload(e.id)
-            sent, total = self.uploader.progress.get(e.id, (0, e.size))
-            pending.append({
-                "path": e.path, "size": e.size, "state": self._state(item),
-                "error": e.error, "attempts": e.attempts,
-                "next_attempt": e.next_attempt or None, "sent": sent, "total": total,
-            })
-        deletes = [{"path": t.path, "state": self._state(Delete(t.path)), "error": t.error,
-                    "attempts": t.attempts} for t in self.journal.tombstones()]
-        return {
-            "pending_files": len(pending),
-            "pending_bytes": sum(p["size"] for p in pending),
-            "pending": pending,
-            "pending_deletes": deletes,
-            "errors": [{"item": self._describe(i), "error": r} for i, r in self.stopped.items()],
-            "conflicts": len(self.journal.conflicts()),
-            "conflicts_open": sum(1 for c in self.journal.conflicts() if not c.resolved),
-            "uploads_done": self.completed,
-            "multipart_to_abort": sum(1 for r in self.journal.multipart_uploads()
-                                      if r.upload_id not in self.uploader.active_uploads),
-            "worker_restarts": self.restarts,
-        }
-
-    def _state(self, item: Item) -> str:
-        if item in self.inflight:
-            return "uploading" if isinstance(item, Upload) else "deleting" if isinstance(item, Delete) else "aborting"
-        if item in self.stopped:
-            return "stopped"
-        if isinstance(item, Upload) and self.writers[item.entry_id] > 0:
-            return "open"
-        return "queued"
+        """What ``mountsync status`` shows of the write-back queue (``reconciler.report``)."""
+        return report.status(self)
