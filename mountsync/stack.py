@@ -138,8 +138,7 @@ class Stack:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._evict_periodically)
             nursery.start_soon(self.fs.listings.meta.run)  # HEADs queued by readdir listings
-            nursery.start_soon(self.fs.files.serve)
-            nursery.start_soon(self.fs.listings.serve)  # background revalidation of big directories
+            nursery.start_soon(self.fs.background.serve)  # read-ahead, revalidation of big directories
             if self.items.spares is not None:
                 nursery.start_soon(self.items.spares.serve)  # empty data files made ahead
             await self._supervise_reconciler()

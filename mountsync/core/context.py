@@ -14,9 +14,12 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import trio
 
 from .. import attrs as attrs_mod
 from .. import keys
@@ -53,6 +56,32 @@ class CoreOptions:
     read_timeout: float = 30.0
     fsync_upload: bool = False
     defaults: attrs_mod.Defaults = field(default_factory=lambda: attrs_mod.Defaults(0, 0, 0o644, 0o755))
+
+
+class Background:
+    """The core's background tasks (read-ahead, revalidation of big directories): one
+    nursery, open while the stack serves (``serve``). Before and after that ``running``
+    is false and callers do without (a read fetches only what it needs). Trio thread only."""
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._nursery is not None
+
+    async def serve(self) -> None:
+        """Run the background tasks until cancelled (the stack's background nursery)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        assert self._nursery is not None, "check running first"
+        self._nursery.start_soon(fn, *args)
 
 
 def now_ns() -> int:

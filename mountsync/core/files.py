@@ -34,7 +34,7 @@ from ..cache.eviction import evict
 from ..cache.fetch import CHUNK, FetchTimeout, fetch_chunks
 from ..cache.item import CacheItem
 from ..errors import FsError
-from .context import CoreContext, log, now_ns
+from .context import Background, CoreContext, log, now_ns
 from .nodes import HandleTable, Node
 from .readahead import Reader, plan_read, subtract
 from .tree import Tree
@@ -51,20 +51,11 @@ class Handle:
 class Files:
     """Open files: the handle table and every byte that goes through the cache."""
 
-    def __init__(self, ctx: CoreContext, tree: Tree) -> None:
+    def __init__(self, ctx: CoreContext, tree: Tree, background: Background) -> None:
         self.ctx = ctx
         self.tree = tree
         self.handles: HandleTable[Handle] = HandleTable()
-        self._nursery: trio.Nursery | None = None  # background read-ahead, while serving
-
-    async def serve(self) -> None:
-        """Run the background read-ahead until cancelled (the stack's background nursery)."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await trio.sleep_forever()
-        finally:
-            self._nursery = None
+        self.background = background  # runs the read-ahead, while serving
 
     # ------------------------------------------------------------ open/close
 
@@ -311,13 +302,13 @@ class Files:
         Without a background nursery (not serving), nothing is fetched ahead."""
         reader = self._reader(node)
         todo = subtract(item.missing(start, end), reader.inflight)
-        if not todo or self._nursery is None:
+        if not todo or not self.background.running:
             return
         reader.begin(todo)  # registered now, so nobody asks for these ranges meanwhile
         # one streaming GET per window (up to CHUNK): few requests; measured on moto, two
         # per window were 1.66 s for 256 MiB against 1.3 s (loopback), 1.42 s with 20 ms
         chunk = min(CHUNK, end - start)
-        self._nursery.start_soon(self._read_ahead_task, node, item, todo, chunk)
+        self.background.start_soon(self._read_ahead_task, node, item, todo, chunk)
 
     async def _read_ahead_task(self, node: Node, item: CacheItem, todo: list[tuple[int, int]], chunk: int) -> None:
         reader = self._reader(node)

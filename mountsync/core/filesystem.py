@@ -28,7 +28,7 @@ from ..cache.item import Items
 from ..cache.journal import Journal
 from ..events import EventBus
 from ..reconciler.conflict import ConflictCopies
-from .context import ChangeSink, CoreContext, CoreOptions
+from .context import Background, ChangeSink, CoreContext, CoreOptions
 from .files import Files
 from .listings import Listings
 from .names import Names, SetAttr
@@ -44,8 +44,9 @@ class FileSystem:
         self.ctx = CoreContext(store, journal, items, sink, options,
                                events if events is not None else EventBus(), conflict_copies)
         self.tree = Tree(self.ctx)
-        self.listings = Listings(self.ctx, self.tree)
-        self.files = Files(self.ctx, self.tree)
+        self.background = Background()  # read-ahead, revalidations: the stack runs ``serve``
+        self.listings = Listings(self.ctx, self.tree, self.background)
+        self.files = Files(self.ctx, self.tree, self.background)
         self.names = Names(self.ctx, self.tree, self.listings, self.files)
         self.renames = Renames(self.ctx, self.tree, self.listings)
 

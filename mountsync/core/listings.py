@@ -34,7 +34,7 @@ from ..cache.metacache import CachedMeta
 from ..errors import FsError
 from ..events import InvalidateEntry
 from . import symlinks
-from .context import CoreContext, log
+from .context import Background, CoreContext, log
 from .metafetch import MetaFetcher
 from .namespace import LocalChild, RemoteChild, merge_children, parse_listing
 from .nodes import MAX_ABSENT_NAMES, Attr, HandleTable, Node, NoEntry
@@ -50,23 +50,14 @@ class DirHandle:
 
 
 class Listings:
-    def __init__(self, ctx: CoreContext, tree: Tree) -> None:
+    def __init__(self, ctx: CoreContext, tree: Tree, background: Background) -> None:
         self.ctx = ctx
         self.tree = tree
         self.dir_handles: HandleTable[DirHandle] = HandleTable()
         self._invalid_logged: set[str] = set()
         self.meta = MetaFetcher(ctx, tree)
         self._listing: dict[int, trio.Event] = {}  # directory inode → set when its listing ends
-        self._nursery: trio.Nursery | None = None  # background revalidations, while serving
-
-    async def serve(self) -> None:
-        """Run background revalidations of big directories until cancelled."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await trio.sleep_forever()
-        finally:
-            self._nursery = None
+        self.background = background  # runs revalidations of big directories, while serving
 
     def _on_invalid(self, key: str, why: str) -> None:
         if key not in self._invalid_logged:
@@ -101,9 +92,9 @@ class Listings:
         names takes ten LIST pages, which ``ls`` should not wait for. Smaller directories
         are relisted first (one request). Lookups of single names are not affected."""
         if (d.children is not None and len(d.children) > RELIST_MAX and self.ctx.opt.metadata_ttl > 0
-                and not self._fresh(d) and self._nursery is not None):
+                and not self._fresh(d) and self.background.running):
             if d.ino not in self._listing:
-                self._nursery.start_soon(self._revalidate, d)
+                self.background.start_soon(self._revalidate, d)
             return d.children
         return await self.ensure_listed(d, fetch_meta=True)
 
