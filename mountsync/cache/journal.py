@@ -52,6 +52,7 @@ from typing import Any
 
 from ..errors import FsError
 from ..keys import path_is_representable
+from .creations import Creations
 from .metacache import MetaCache
 from .state import ItemState, item_state
 
@@ -279,6 +280,7 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self.object_meta = MetaCache(self._db)  # what HEAD said per object version (cache.metacache)
+        self.created = Creations(self._db)  # the objects this cache dir created (cache.creations)
 
     def close(self) -> None:
         self._db.close()

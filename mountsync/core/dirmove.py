@@ -1,4 +1,5 @@
-"""Moving a directory's keys in the bucket (rename(2) of a directory, --allow-delete).
+"""Moving a directory's keys in the bucket (rename(2) of a directory: --allow-delete, or
+only our own creations, SPEC §6).
 
 The caller (``Renames.rename``) holds the source path in the reconciler
 (``ChangeSink.hold``): no upload or delete of anything below it is in flight or
@@ -109,13 +110,16 @@ class DirMoves:
         self.ctx = ctx
         self.tree = tree
 
-    async def move(self, src: Node, new_path: str, in_bucket: bool) -> None:
-        """Move directory ``src`` and everything below it to ``new_path``."""
+    async def move(self, src: Node, new_path: str, in_bucket: bool, *, only_ours: bool = False) -> None:
+        """Move directory ``src`` and everything below it to ``new_path``. ``only_ours``
+        (no --allow-delete): every key to move must be one this cache dir created and
+        nobody changed (SPEC §6), else EPERM before anything is copied; a source another
+        writer changes during the move is left in place under its old name."""
         old_path = src.path
         moves: list[KeyMove] = []
         replaced: set[str] = set()
         if in_bucket:
-            moves, replaced = await self._copy_tree(old_path, new_path)
+            moves, replaced = await self._copy_tree(old_path, new_path, only_ours)
         self._move_journal(old_path, new_path, moves, replaced)
         for path, node in sorted(self.tree.table.by_path.items()):
             if path == old_path or keys.is_below(path, old_path):
@@ -124,7 +128,7 @@ class DirMoves:
                     node.listed_at = float("-inf")  # its keys moved: list the new prefix afresh
         await self._delete_old_keys(old_path, new_path, [m for m in moves if m.delete_if is not None])
 
-    async def _copy_tree(self, old_path: str, new_path: str) -> tuple[list[KeyMove], set[str]]:
+    async def _copy_tree(self, old_path: str, new_path: str, only_ours: bool) -> tuple[list[KeyMove], set[str]]:
         old_prefix = self.ctx.store.dir_key(old_path)
         new_prefix = self.ctx.store.dir_key(new_path)
         try:
@@ -146,6 +150,13 @@ class DirMoves:
         if t is not None:
             dead.add((t.path, t.kind))
         moves = plan_moves(shown, entries, dead)
+        if only_ours:
+            foreign = [m.key for m in moves if m.delete_if is not None
+                       and not self.ctx.journal.created.ours(m.key, m.delete_if)]
+            if foreign:
+                raise FsError(errno.EPERM, f"{old_path!r} holds {len(foreign)} object(s) this mount did not "
+                                           f"create (e.g. {foreign[0]!r}); renaming it deletes them: "
+                                           "mount with --allow-delete")
         replaced: set[str] = set()  # new paths whose tombstone the copy carries out
         try:
             for m in moves:
@@ -155,7 +166,7 @@ class DirMoves:
                 dst_key = new_prefix + m.key[len(old_prefix):]
                 tomb = self.ctx.journal.tombstone(dst_path)
                 seen = tomb.base_etag if tomb is not None else None
-                await self._copy_key(m, dst_key, dst_path, existing.get(dst_key), seen)
+                await self._copy_key(m, dst_key, dst_path, existing.get(dst_key), seen, only_ours)
                 if tomb is not None:
                     replaced.add(dst_path)
         except StoreError as exc:
@@ -164,10 +175,13 @@ class DirMoves:
         return moves, replaced
 
     async def _copy_key(self, m: KeyMove, dst_key: str, dst_path: str, dst_etag: str | None,
-                        seen: str | None) -> None:
+                        seen: str | None, only_ours: bool) -> None:
         """Copy ``m.key`` (conditional on ``m.etag``) to ``dst_key``. An object at the
         destination the mount never showed (not ``seen``) is kept as a conflict copy first.
-        A source that vanished meanwhile is not copied (``m.copy`` becomes False)."""
+        A source that vanished meanwhile is not copied (``m.copy`` becomes False), nor one
+        another writer changed when ``only_ours`` (it stays under its old name). The copy
+        is ours (cache.creations) when its source was and it replaced nothing or ours."""
+        created = self.ctx.journal.created
         if m.kind == stat.S_IFDIR:
             seen = dst_etag  # a directory marker holds no content: replacing one loses nothing
         for _attempt in range(4):
@@ -177,7 +191,12 @@ class DirMoves:
                     local_to=f"bucket:{dst_key} (directory renamed over it)")
                 seen = dst_etag
             try:
+                src_ours = created.ours(m.key, m.etag)
                 m.result = await self.ctx.store.copy_if_match(m.key, dst_key, m.etag, if_none_match=dst_etag is None)
+                if src_ours:
+                    created.after_write(dst_key, dst_etag, m.result.etag)
+                else:
+                    created.forget(dst_key)
                 return
             except (PreconditionFailedError, NotFoundError):
                 try:
@@ -185,6 +204,9 @@ class DirMoves:
                     m.etag, m.size = info.etag, info.size
                 except NotFoundError:
                     m.copy, m.delete_if = False, None  # gone: nothing to move
+                    return
+                if only_ours:
+                    m.copy, m.delete_if = False, None  # another writer's version now: not ours to move
                     return
                 try:
                     dst_etag = (await self.ctx.store.head(dst_key)).etag
@@ -269,4 +291,5 @@ class DirMoves:
                 log.info("could not delete %r after moving it (%s); will retry", m.key, exc)
                 self.ctx.sink.tombstoned(m.path)
                 continue
+            self.ctx.journal.created.forget(m.key)
             self.ctx.journal.remove_tombstone(m.path)

@@ -94,22 +94,24 @@ class Renames:
             await self.ctx.sink.wait_idle(e.id)
             e = self.tree.entry(src)
         src_remote = self.tree.remote_exists(src, e) if not src.is_dir else await self._dir_in_bucket(src)
-        src_protected = src_remote and (e is None or e.settled) if not src.is_dir else src_remote
+        # without --allow-delete only our own creations move (§6); for a directory, every
+        # key below it must be ours, which the move checks against its listing
+        src_protected = not src.is_dir and src_remote and (e is None or e.settled) and not self.tree.ours(src, e)
         if src_protected and not self.ctx.opt.allow_delete:
             raise FsError(errno.EPERM, f"{src.path!r} exists in the bucket; renaming it deletes the old "
                                        "key: mount with --allow-delete")
         dst_entry = self.tree.entry(dst) if dst is not None else None
-        if dst is not None and dst.is_dir and self.tree.remote_exists(dst, dst_entry) and not self.ctx.opt.allow_delete:
+        if dst is not None and dst.is_dir and self.tree.protected(dst, dst_entry) and not self.ctx.opt.allow_delete:
             raise FsError(errno.EPERM, f"replacing {dst.path!r} would delete it from the bucket")
         # the remote version the target key holds now, which an upload there must replace
         dst_base = self._target_base(new_path, dst, dst_entry)
         if dst is not None:
             self._drop_target(dst_parent, new_name, dst, dst_entry)
         if src.is_dir:
-            await self.dirs.move(src, new_path, src_remote)
+            await self.dirs.move(src, new_path, src_remote, only_ours=not self.ctx.opt.allow_delete)
         elif src_remote and (e is None or not e.pending):
-            await self._keep_unseen_target_version(new_path, dst_base)
-            await self._copy_clean_file(src, e, new_path)
+            replaced = await self._keep_unseen_target_version(new_path, dst_base)
+            await self._copy_clean_file(src, e, new_path, replaced)
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)
         assert src_parent.children is not None  # listed by ``child`` above; a listing is never unset
@@ -186,37 +188,47 @@ class Renames:
             self.ctx.sink.tombstoned(old_path)
         self.ctx.sink.changed(e.id)
 
-    async def _keep_unseen_target_version(self, path: str, seen_etag: str | None) -> None:
+    async def _keep_unseen_target_version(self, path: str, seen_etag: str | None) -> str | None:
         """Before a server-side copy replaces ``path``: if the bucket holds a version the
-        mount never showed (another writer's), keep it under a conflict name (SPEC §7)."""
+        mount never showed (another writer's), keep it under a conflict name (SPEC §7).
+        Returns the ETag the key holds (None: nothing)."""
         key = self.ctx.key(path)
         try:
             current = await self.ctx.store.head(key)
         except NotFoundError:
-            return
+            return None
         except StoreError as exc:
             raise FsError(errno.EIO, f"cannot check {path!r} in the bucket: {exc}") from exc
         if current.etag == seen_etag:
-            return
+            return current.etag
         try:
             await self.ctx.conflict_copies.keep_remote_version(path, current.etag, seen_etag=seen_etag,
                                                            local_to=f"bucket:{key} (renamed over it)")
         except StoreError as exc:
             raise FsError(errno.EIO, f"cannot keep the bucket's version of {path!r}: {exc}") from exc
+        return current.etag
 
-    async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str) -> None:
-        """Server-side copy of an uploaded, unchanged file, then delete of the old key."""
+    async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str, replaced: str | None) -> None:
+        """Server-side copy of an uploaded, unchanged file over version ``replaced`` of the
+        new key (None: nothing there), then delete of the old key."""
         old_key, new_key = self.ctx.key(src.path), self.ctx.key(new_path)
         base = e.base_etag if e is not None else src.etag
+        src_ours = self.ctx.journal.created.ours(old_key, base)
         try:
             result = await self.ctx.store.copy_if_match(old_key, new_key, base)
         except StoreError as exc:
             log.warning("rename of %r failed in the bucket: %s", src.path, exc)
             raise FsError(exc.errno if exc.errno != errno.ENOENT else errno.EIO, str(exc)) from exc
+        # the copy is ours when its source was and it replaced nothing or a version of ours
+        if src_ours:
+            self.ctx.journal.created.after_write(new_key, replaced, result.etag)
+        else:
+            self.ctx.journal.created.forget(new_key)
         try:
             await self.ctx.store.delete_if_match(old_key, base)
+            self.ctx.journal.created.forget(old_key)
         except NotFoundError:
-            pass
+            self.ctx.journal.created.forget(old_key)
         except PreconditionFailedError:
             self._other_version_stays(src.path, new_path, base)
         except StoreError as exc:  # the copy is done: the reconciler deletes the old key later

@@ -70,14 +70,23 @@ class Tree:
         return self.ctx.opt.metadata_ttl if node.meta_known else 0.0
 
     def protected(self, node: Node, e: Entry | None) -> bool:
-        """Would removing this entry delete cloud data (so it needs --allow-delete)?
+        """Would removing this entry delete cloud data not of our making (so it needs
+        --allow-delete)? Objects this cache dir created and nobody changed are not (§6).
 
         A file this mount created and that ``sync``/``--fsync-upload`` uploaded while it was
         still open for writing is not, until its normal write-back time after the last
         close: a program may still remove its temporary files (an sqlite journal)."""
         if e is not None and not e.settled:
             return False
-        return self.remote_exists(node, e)
+        return self.remote_exists(node, e) and not self.ours(node, e)
+
+    def ours(self, node: Node, e: Entry | None) -> bool:
+        """Is the version in the bucket one this cache dir created, unchanged since as far
+        as the mount knows (SPEC §6: then it may be removed without --allow-delete)?
+        The delete or copy that follows is conditional on that ETag, so a change we
+        have not seen yet still keeps the other writer's version."""
+        etag = e.base_etag if e is not None else (None if node.is_dir else node.etag)
+        return self.ctx.journal.created.ours(self.ctx.store.object_key(node.path, node.kind), etag)
 
     @staticmethod
     def remote_exists(node: Node, e: Entry | None) -> bool:

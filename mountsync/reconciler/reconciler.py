@@ -352,7 +352,7 @@ class Reconciler:
             self.due[item] = trio.current_time() + self.delay
 
     def _renamed_during_upload(self, r: RenamedDuringUpload) -> None:
-        if self.allow_delete:
+        if self.allow_delete or r.ours:
             self.journal.add_tombstone(Tombstone(r.old_path, 0o100000, r.etag, time.time()))
             self._schedule(Delete(r.old_path), trio.current_time())
         else:

@@ -91,17 +91,21 @@ class Uploader:
             result = await self._update_metadata(e, key)
         else:
             result, gen = await self._upload_data(e, key)
-        return self._commit(entry_id, path_at_start, gen, result)
+        return self._commit(entry_id, path_at_start, key, gen, result)
 
-    def _commit(self, entry_id: int, path_at_start: str, gen: int, result: PutResult) -> Entry | None:
+    def _commit(self, entry_id: int, path_at_start: str, key: str, gen: int, result: PutResult) -> Entry | None:
+        """Record the upload; the version it left at ``key`` is ours (SPEC §6) when it
+        replaced nothing or a version of ours (the entry's base, which a conflict
+        decision may have changed to another writer's version meanwhile)."""
         e = self.journal.get_by_id(entry_id)
         if e is None:
             log.debug("entry %d was removed while uploading", entry_id)
             return None
+        ours = self.journal.created.after_write(key, e.base_etag, result.etag)
         if e.path != path_at_start:
             # renamed while uploading: the new path still needs its upload; the
             # object now at the old key is reported (tombstoned by the caller if allowed)
-            raise RenamedDuringUpload(path_at_start, result.etag)
+            raise RenamedDuringUpload(path_at_start, result.etag, ours)
         return self.items.record_upload(e, gen, result.etag, result.version_id)
 
     async def _check_base(self, key: str, base: str | None, *, always: bool = False) -> None:
@@ -305,6 +309,7 @@ class Uploader:
             return
         except NotFoundError:
             pass
+        self.journal.created.forget(key)
         if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
 
@@ -341,10 +346,14 @@ def first_store_error(group: BaseExceptionGroup) -> BaseException:
 
 
 class RenamedDuringUpload(Exception):
-    def __init__(self, old_path: str, etag: str) -> None:
+    """The entry moved to another path while its upload ran: the object at the old key
+    (``etag``; ``ours``: the upload created it, SPEC §6) must go, if allowed."""
+
+    def __init__(self, old_path: str, etag: str, ours: bool) -> None:
         super().__init__(old_path)
         self.old_path = old_path
         self.etag = etag
+        self.ours = ours
 
 
 def _read_at(path: str, offset: int, length: int) -> bytes:

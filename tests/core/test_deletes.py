@@ -1,5 +1,6 @@
 """SPEC §6: deleting, and renaming (which deletes the old key), needs --allow-delete
-for entries that exist in the bucket; local-only entries are free."""
+for entries that exist in the bucket and that this cache dir did not create;
+local-only entries are free."""
 
 import errno
 
@@ -9,15 +10,17 @@ from tests.support.rig import expect_errno, run_rig
 # ------------------------------------------------------------ without --allow-delete
 
 
-def test_without_allow_delete_uploaded_entries_are_protected(tmp_path):
+def test_without_allow_delete_objects_the_mount_did_not_create_are_protected(tmp_path):
+    """Objects in the bucket before the mount (its own creations: test_own_creations.py)."""
     store = MemoryStore("b")
     store.put("remote-only", b"R")
+    store.put("d/", b"")
+    store.put("d/f", b"F")
+    store.put("empty/", b"")
+    store.put("g", b"G")
 
     async def body(rig):
-        await rig.mkdir("d")
-        await rig.write_file("d/f", b"F")
-        await rig.mkdir("empty")
-        await rig.write_file("g", b"G")
+        await rig.write_file("g", b"G")  # overwritten by us: it still existed before
         assert (await rig.sync()).ok
         before = store.objects()
         stats_before = dict(store.stats.requests)

@@ -46,18 +46,19 @@ def test_fsync_upload_of_open_file_then_unlink(tmp_path):
     run_rig(body, tmp_path, store, write_back_delay=30, fsync_upload=True)
 
 
-def test_closed_file_uploaded_by_sync_is_cloud_data(tmp_path):
+def test_closed_file_uploaded_by_sync_stays_removable_as_our_creation(tmp_path):
+    """Before the own-creations rule (SPEC §6) this was EPERM: the upload made it cloud data."""
     async def body(rig):
         await rig.write_file("f", b"closed before the sync")
         assert (await rig.sync()).ok
-        with pytest.raises(FsError) as ei:
-            await rig.unlink("f")
-        assert ei.value.errno == errno.EPERM
+        await rig.unlink("f")
+        assert (await rig.sync()).ok
+        assert rig.store.objects() == {}
 
     run_rig(body, tmp_path, write_back_delay=30)
 
 
-def test_early_uploaded_file_settles_after_the_write_back_delay(tmp_path):
+def test_early_uploaded_file_settles_and_stays_removable_as_our_creation(tmp_path):
     async def body(rig):
         p, _ = await rig.parent_and_name("t")
         fh, _ = await rig.fs.create(p, "t", 0o100644, os.O_WRONLY | os.O_CREAT, 0, 0)
@@ -67,8 +68,25 @@ def test_early_uploaded_file_settles_after_the_write_back_delay(tmp_path):
         with trio.fail_after(10):
             while not rig.stack.journal.get("t").settled:
                 await trio.sleep(0.05)
+        await rig.unlink("t")
+        assert (await rig.sync()).ok
+        assert rig.store.objects() == {}
+
+    run_rig(body, tmp_path, write_back_delay=0.3)
+
+
+def test_file_that_existed_before_is_protected_after_an_early_upload(tmp_path):
+    store = MemoryStore("b")
+    store.put("t", b"before")
+
+    async def body(rig):
+        fh = await rig.open("t", os.O_WRONLY | os.O_TRUNC)
+        await rig.fs.write(fh, 0, b"x")
+        assert (await rig.sync()).ok
+        await rig.fs.release(fh)
         with pytest.raises(FsError) as ei:
             await rig.unlink("t")
         assert ei.value.errno == errno.EPERM
+        assert store.objects() == {"t": b"x"}
 
-    run_rig(body, tmp_path, write_back_delay=0.3)
+    run_rig(body, tmp_path, store, write_back_delay=30)

@@ -115,10 +115,9 @@ import trio.lowlevel
 from mountsync.errors import FsError
 from mountsync.reconciler.items import Upload
 from tests.model.core_ops import Operations
-from tests.model.core_store import ModelStore, OtherWriter
+from tests.model.core_store import PATHS, ModelStore, OtherWriter
 from tests.support.rig import run_rig
 
-PATHS = ("a.txt", "b.txt", "c", "d/e.txt")
 STRATEGIES = ("keep-both", "local-wins", "remote-wins", "newest-wins", "manual")
 ALLOWED_LOGS = (re.compile(r"conflict on "),)
 

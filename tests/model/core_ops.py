@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from mountsync.errors import FsError
-from tests.model.core_store import ModelStore, OtherWriter, RaceHook
+from tests.model.core_store import PATHS, ModelStore, OtherWriter, RaceHook
 
 if TYPE_CHECKING:
     from tests.model.core_model import Params
@@ -52,11 +52,16 @@ class Operations:
                     hook.release.set()
                 self.store.hook = None
         except FsError as exc:
+            if hook is not None and hook.put_at is not None:
+                self.other.touched.add(hook.put_at)
             assert exc.errno == errno.EPERM and not self.p.allow_delete, f"mv d {name}: unexpected {exc!r}"
+            # SPEC §6: d and what the mount created below it are its own creations
+            assert self._maybe_foreign_below("d", before), f"mv d {name}: EPERM, but all below d is ours: {before}"
             after = await self.files_below("d")
             assert after == before, f"EPERM changed d: {before} → {after}"
             return note + "EPERM"
         if hook is not None and hook.put_at is not None:
+            self.other.touched.add(hook.put_at)
             self.make_live(hook.payload, f"put by another writer at {hook.put_at} during a directory rename")
             note += f"other writer put {hook.payload!r} at {hook.put_at!r} after its copy; "
         moved = await self.files_below(name)
@@ -161,12 +166,24 @@ class Operations:
         elif exc.errno == errno.EPERM:
             assert not self.p.allow_delete, f"EPERM with --allow-delete: {exc}"
             assert seen[src] is not None, f"EPERM for invisible {src!r}: {exc}"
+            # SPEC §6: only what another writer touched (or a conflict copy, which the
+            # model does not count as the mount's creation) may be refused
+            assert self._maybe_foreign(src), f"EPERM for {src!r}, which only the mount ever wrote: {exc}"
         else:
             raise AssertionError(f"unexpected {exc!r}") from exc
         for path, before in seen.items():
             after = await self.view(path)
             assert after == before, f"{name} changed {path!r}: {before!r} → {after!r}"
         return name
+
+    def _maybe_foreign(self, path: str) -> bool:
+        """May the bucket's object at ``path`` be one this mount did not create? Yes for a
+        key another writer ever touched and for a name the mount made up (a conflict copy)."""
+        return path in self.other.touched or path not in PATHS
+
+    def _maybe_foreign_below(self, d: str, shown: dict[str, bytes | None]) -> bool:
+        return any(k.startswith(d + "/") for k in self.other.touched) or \
+            any(self._maybe_foreign(f"{d}/{n}") for n in shown)
 
     async def op_put(self, path: str, mtime: str | None) -> str:
         old = self.other.current(path)

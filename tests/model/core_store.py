@@ -12,6 +12,10 @@ from mountsync.backend.memory import MemoryStore
 MTIMES = {None: None, "old": {"mtime": "1"}, "future": {"mtime": "4000000000"}}
 
 
+
+PATHS = ("a.txt", "b.txt", "c", "d/e.txt")  # the paths operations name (core_model.py)
+
+
 class ModelStore(MemoryStore):
     """The bucket. The mount's calls pass through ``_gate``, which can simulate a daemon
     crash at the k-th call of a ``sync`` (``arm``): that call is made ("after") or not
@@ -134,12 +138,15 @@ class OtherWriter:
 
     def __init__(self, store: ModelStore) -> None:
         self.store = store
+        self.touched: set[str] = set()  # every key it ever put or deleted
 
     def current(self, key: str) -> bytes | None:
         return self.store.objects().get(key)
 
     def put(self, key: str, data: bytes, mtime: str | None) -> None:
+        self.touched.add(key)
         MemoryStore.put(self.store, key, data, MTIMES[mtime])
 
     def delete(self, key: str) -> None:
+        self.touched.add(key)
         MemoryStore.delete(self.store, key)

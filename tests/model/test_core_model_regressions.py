@@ -115,3 +115,15 @@ def test_regression_dir_rename_meets_other_writer_between_copy_and_delete(allow_
     out = run_program([("write", "d/e.txt"), ("sync",), ("mvdir", "other")], Params(allow_delete=True))
     assert "other writer put" in out.trace[-1], out.trace
     assert b"[local 4]" in out.objects.values() and b"[other 6]" in out.objects.values(), out.objects
+
+
+def test_regression_own_creations_move_and_go_without_allow_delete(allow_log):
+    """SPEC §6 (own creations): the model refuses EPERM for anything only the mount wrote;
+    found while adding the rule: another writer's put during a directory move made the
+    old key theirs, and a later EPERM for it is right."""
+    allow_log(ALLOWED_LOGS[0].pattern)
+    run_program([("write", "d/e.txt"), ("sync",), ("mvdir", "none"), ("rename", "d/e.txt", "c"),
+                 ("unlink", "c")], Params(allow_delete=False))
+    run_program([("write", "d/e.txt"), ("sync",), ("mvdir", "other"), ("rename", "d/e.txt", "a.txt")],
+                Params(allow_delete=False))
+    run_program([("write", "d/e.txt"), ("sync",), ("unlink", "d/e.txt"), ("sync",)], Params(allow_delete=False))

@@ -86,37 +86,57 @@ def test_git_init_commit_clone_fsck_then_sync(mount, s3, bucket, run):
     assert get_bytes(s3, bucket, "work/repo/src/file001.txt") == b"changed\n"
 
 
-def test_git_checkout_over_uploaded_worktree_needs_allow_delete(mount, s3, bucket, run):
-    """git replaces a changed tracked file by unlink + create. Once the old file is in the bucket,
-    that unlink is EPERM without --allow-delete (SEMANTICS, Deletes), so `git pull`/`checkout`
-    into an uploaded work tree fails; with --allow-delete it works."""
-    m = mount()
-    work = m.path("w")
-    work.mkdir()
-    repo = work / "repo"
+def _two_branches(run, repo) -> None:
+    """A repository whose branches ``main`` and ``other`` differ in 50 files: 13 changed,
+    13 added, 12 deleted and 12 renamed on ``other``."""
     run(GIT + ["init", "-q", str(repo)])
-    for i in range(10):
-        (repo / f"f{i}.txt").write_text(f"v1 {i}\n")
+    files = _files()
+    for rel, data in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(data)
     run(GIT + ["add", "-A"], cwd=repo)
-    run(GIT + ["commit", "-q", "-m", "v1"], cwd=repo)
-    run(GIT + ["clone", "-q", "repo", "clone"], cwd=work)
-    clone = work / "clone"
-    m.sync()
-    (repo / "f3.txt").write_text("v2\n")
-    run(GIT + ["commit", "-q", "-am", "v2"], cwd=repo)
+    run(GIT + ["commit", "-q", "-m", "main"], cwd=repo)
+    run(GIT + ["checkout", "-q", "-b", "other"], cwd=repo)
+    names = sorted(files)
+    for rel in names[0:13]:
+        (repo / rel).write_bytes(files[rel] + b"changed on other\n")
+    for i in range(13):
+        (repo / "src" / f"added{i:02d}.txt").write_text(f"added {i}\n")
+    for rel in names[13:25]:
+        run(GIT + ["rm", "-q", rel], cwd=repo)
+    for i, rel in enumerate(names[25:37]):
+        run(GIT + ["mv", rel, f"docs/renamed{i:02d}-{rel.replace('/', '-')}"], cwd=repo)
+    run(GIT + ["add", "-A"], cwd=repo)
+    run(GIT + ["commit", "-q", "-m", "other"], cwd=repo)
+    diff = run(GIT + ["diff", "--name-status", "-M", "main", "other"], cwd=repo).stdout.splitlines()
+    assert len(diff) == 50, diff
+    run(GIT + ["checkout", "-q", "main"], cwd=repo)
 
-    r = run(GIT + ["pull", "-q", "--ff-only"], cwd=clone, check=False)
-    assert r.returncode != 0, "git pull replaced an uploaded file without --allow-delete"
-    assert "unable to unlink old 'f3.txt': Operation not permitted" in r.stderr, r.stderr
-    assert get_bytes(s3, bucket, "w/clone/f3.txt") == b"v1 3\n"
 
-    r = m.unmount()
-    assert r.returncode == 0, r.stderr
-    m2 = mount("--allow-delete", mountpoint=m.mountpoint, cache_dir=m.cache_dir)
-    run(GIT + ["reset", "-q", "--hard"], cwd=clone)
-    run(GIT + ["pull", "-q", "--ff-only"], cwd=clone)
-    _fsck(run, clone)
-    assert (clone / "f3.txt").read_text() == "v2\n"
+def test_git_checkout_of_another_branch_over_an_uploaded_worktree(mount, s3, bucket, run, tmp_path):
+    """SPEC §6, own creations: git replaces, deletes and renames files it wrote. Once the
+    clone is in the bucket, `git checkout` of the other branch removes and renames uploaded
+    files; on a default mount (no --allow-delete) this works because the mount created them,
+    with uploads running every second so nothing depends on the write-back delay."""
+    origin = tmp_path / "origin"
+    _two_branches(run, origin)
+    m = mount("--write-back-delay", "1")
+    clone = m.path("clone")
+    run(GIT + ["clone", "-q", str(origin), str(clone)])
+    m.sync()  # the whole main work tree and .git are uploaded
+    assert {"clone/notes-000.md", "clone/src/file001.txt"} <= file_keys(s3, bucket)
+
+    run(GIT + ["checkout", "-q", "other"], cwd=clone)
     assert run(GIT + ["status", "--porcelain"], cwd=clone).stdout == ""
-    m2.sync()
-    assert get_bytes(s3, bucket, "w/clone/f3.txt") == b"v2\n"
+    _fsck(run, clone)
+    want_tree = tmp_path / "want"
+    run(GIT + ["clone", "-q", "-b", "other", str(origin), str(want_tree)])
+    want, got = snapshot(want_tree, skip=(".git",)), snapshot(clone, skip=(".git",))
+    assert got == want, describe_diff(want, got)
+
+    m.sync()
+    keys = {k.removeprefix("clone/") for k in file_keys(s3, bucket) if not k.startswith("clone/.git/")}
+    assert keys == {rel for rel, v in want.items() if v[0] == "file"}, "bucket and branch differ"
+    for rel in sorted(want)[::20]:
+        if want[rel][0] == "file":
+            assert get_bytes(s3, bucket, f"clone/{rel}") == want[rel][2], rel

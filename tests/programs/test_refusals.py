@@ -27,11 +27,11 @@ def _refuse_link(m):
 
 
 @pytest.mark.parametrize("op", [_refuse_unlink, _refuse_rename, _refuse_link], ids=["unlink", "rename", "link"])
-def test_refusal_has_errno_and_log_line(mount, op):
+def test_refusal_has_errno_and_log_line(mount, op, s3, bucket):
+    # put there by another writer: the mount did not create it (SPEC §6)
+    s3.put_object(Bucket=bucket, Key="uploaded-victim.txt", Body=b"in the bucket\n")
     m = mount()
     mount.allow_warning("uploaded-victim")
-    m.path("uploaded-victim.txt").write_bytes(b"in the bucket\n")
-    m.sync()
     before = m.log_file.read_text(errors="replace")
     with pytest.raises(OSError) as info:
         op(m)

@@ -1,4 +1,5 @@
-"""rsync -a into the mount twice: the second run transfers nothing (also after upload and on a fresh cache)."""
+"""rsync -a into the mount twice: the second run transfers nothing (also after upload and on a
+fresh cache); rsync -a --delete between two trees inside a default mount."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mount_helpers import get_bytes
+from tests.support.mount_helpers import get_bytes, list_keys
 from tests.support.treeutil import describe_diff, snapshot
 
 pytestmark = [pytest.mark.fuse, pytest.mark.moto]
@@ -81,3 +82,31 @@ def test_rsync_twice_second_run_transfers_nothing(mount, run, tmp_path, s3, buck
     m2 = mount()
     itemized, transferred = _rsync(run, src, m2.path("backup"))
     assert (itemized, transferred) == ([], 0), f"rsync to a fresh-cache mount changed things: {itemized[:20]}"
+
+
+def test_rsync_delete_between_two_trees_inside_a_default_mount(mount, run, tmp_path, s3, bucket):
+    """SPEC §6, own creations: `rsync -a --delete` inside the mount removes and replaces files
+    the mount uploaded, without --allow-delete, with uploads running every second."""
+    src = tmp_path / "src"
+    _make_tree(src)
+    m = mount("--write-back-delay", "1")
+    a, b = m.path("a"), m.path("b")
+    run(["rsync", "-a", f"{src}/", f"{a}/"])
+    run(["rsync", "-a", f"{a}/", f"{b}/"])
+    m.sync()  # both trees are in the bucket
+    # change tree a: deletions, a renamed directory, edits, new files
+    for i in range(0, 300, 15):
+        p = a / f"d{i % 6}" / (f"sub{i % 4}" if i % 2 else "") / f"file-{i:03d}.dat"
+        p.unlink()
+    (a / "d5").rename(a / "d5-renamed")
+    (a / "d2" / "file-002.dat").write_bytes(b"edited\n")
+    (a / "new").mkdir()
+    (a / "new" / "x.txt").write_text("x\n")
+    r = run(["rsync", "-a", "--delete", f"{a}/", f"{b}/"])
+    assert r.returncode == 0, r.stderr
+    want, got = snapshot(a), snapshot(b)
+    assert got == want, describe_diff(want, got)
+    m.sync()
+    b_keys = {k.removeprefix("b/") for k in list_keys(s3, bucket) if k.startswith("b/") and not k.endswith("/")}
+    assert b_keys == {rel for rel, v in want.items() if v[0] in ("file", "link")}
+    assert get_bytes(s3, bucket, "b/d2/file-002.dat") == b"edited\n"
