@@ -4,6 +4,8 @@ Header names follow s3fs (``x-amz-meta-mode``, ``-uid``, ``-gid``, ``-mtime``)
 so a bucket written by s3fs or rclone shows the right attributes and vice versa.
 
 - ``mode`` is the full ``st_mode`` in decimal (file-type bits included), as s3fs writes it.
+- ``rdev`` is a device node's ``st_rdev`` in decimal (s3fs: ``x-amz-meta-rdev``); FIFOs,
+  sockets and devices are empty objects whose ``mode`` carries the file type.
 - ``mtime`` is whole seconds (what s3fs parses); rclone writes a decimal
   fraction, which is accepted on read. Sub-second precision travels in our own
   ``mtime-ns`` (integer nanoseconds) and wins when it agrees with ``mtime``
@@ -15,6 +17,9 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+# file types stored as an empty object whose mode carries the type (s3fs style)
+SPECIAL_KINDS = (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK)
 
 
 @dataclass(frozen=True)
@@ -33,14 +38,17 @@ class Attrs:
     mtime_ns: int
 
 
-def to_metadata(a: Attrs) -> dict[str, str]:
-    return {
+def to_metadata(a: Attrs, rdev: int = 0) -> dict[str, str]:
+    meta = {
         "mode": str(a.mode),
         "uid": str(a.uid),
         "gid": str(a.gid),
         "mtime": str(a.mtime_ns // 1_000_000_000),
         "mtime-ns": str(a.mtime_ns),
     }
+    if stat.S_IFMT(a.mode) in (stat.S_IFCHR, stat.S_IFBLK):
+        meta["rdev"] = str(rdev)
+    return meta
 
 
 def _int(value: str | None) -> int | None:
@@ -91,8 +99,15 @@ def from_metadata(meta: dict[str, str] | None, kind: int, last_modified: float,
 
 
 def kind_from_metadata(meta: dict[str, str] | None) -> int:
-    """``S_IFLNK`` when an object's stored mode marks it as a symlink (s3fs style), else ``S_IFREG``."""
+    """The file type an object's stored mode gives it (s3fs style): ``S_IFLNK`` or one of
+    ``SPECIAL_KINDS``; ``S_IFREG`` otherwise (no mode, a regular or a directory mode)."""
     mode = _int((meta or {}).get("mode"))
-    if mode is not None and stat.S_ISLNK(mode):
-        return stat.S_IFLNK
+    if mode is not None and (stat.S_ISLNK(mode) or stat.S_IFMT(mode) in SPECIAL_KINDS):
+        return stat.S_IFMT(mode)
     return stat.S_IFREG
+
+
+def rdev_from_metadata(meta: dict[str, str] | None) -> int:
+    """A device object's ``st_rdev`` (0 when absent or unreadable)."""
+    rdev = _int((meta or {}).get("rdev"))
+    return rdev if rdev is not None and rdev >= 0 else 0

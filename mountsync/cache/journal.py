@@ -18,6 +18,7 @@ cache files. Columns:
 - ``error``/``attempts``/``next_attempt``: the reconciler's retry state.
 - ``mpu_id``: no longer written; older versions kept a multipart upload id here
   (moved to ``multipart_uploads`` at start).
+- ``rdev``: a device node's ``st_rdev`` (FIFOs, sockets and devices have no data file).
 - ``settled``: 0 for a file this mount created where the bucket had nothing,
   until it is uploaded; an upload forced by ``sync`` or ``--fsync-upload``
   while the file is open for writing leaves it 0 until its normal write-back
@@ -81,7 +82,8 @@ CREATE TABLE IF NOT EXISTS entries (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     mpu_id TEXT,
-    settled INTEGER NOT NULL DEFAULT 1
+    settled INTEGER NOT NULL DEFAULT 1,
+    rdev INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tombstones (
     path TEXT PRIMARY KEY,
@@ -158,6 +160,7 @@ class Entry(_SavedRow):
     next_attempt: float = 0.0
     mpu_id: str | None = None
     settled: bool = True  # False: created here, not yet past its normal write-back time
+    rdev: int = 0  # a device node's st_rdev
     id: int | None = None
 
     @property
@@ -279,6 +282,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # journals written before special files lack the rdev column
+        if "rdev" not in {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}:
+            self._db.execute("ALTER TABLE entries ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0")
         self.object_meta = MetaCache(self._db)  # what HEAD said per object version (cache.metacache)
         self.created = Creations(self._db)  # the objects this cache dir created (cache.creations)
 

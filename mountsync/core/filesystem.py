@@ -124,6 +124,9 @@ class FileSystem:
     async def symlink(self, parent_ino: int, name: str, target: str, uid: int, gid: int) -> Attr:
         return await self.names.symlink(parent_ino, name, target, uid, gid)
 
+    async def mknod(self, parent_ino: int, name: str, mode: int, rdev: int, uid: int, gid: int) -> Attr:
+        return await self.names.mknod(parent_ino, name, mode, rdev, uid, gid)
+
     async def link(self, ino: int, new_parent_ino: int, new_name: str) -> Attr:
         return await self.names.link(ino, new_parent_ino, new_name)
 

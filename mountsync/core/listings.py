@@ -156,7 +156,9 @@ class Listings:
         for name, kind in merged.items():
             path = keys.join(d.path, name)
             node = self.tree.at(path)
-            if node is not None and node.kind != kind and not (node.kind == stat.S_IFLNK and kind == stat.S_IFREG):
+            # a listing shows symlinks, FIFOs, sockets and devices as plain objects: a node
+            # known to be one keeps its kind (and inode) while its object stays the same
+            if node is not None and node.kind != kind and not (node.kind != stat.S_IFDIR and kind == stat.S_IFREG):
                 self.tree.detach(node)
                 node = None
             listed = remote.get(name) if name not in moved_on else None
@@ -242,8 +244,8 @@ class Listings:
             current = self.tree.entry(node)
             node.size = info.size if current is None or not current.pending else node.size
             self.tree.apply_metadata(node, info.metadata or {}, info.last_modified)
-            if symlinks.is_symlink_object(info) and node.kind != stat.S_IFLNK:
-                node.meta_known = False  # ensure_meta turns it into a symlink node
+            if symlinks.object_kind(info.metadata, info.size) != node.kind:
+                node.meta_known = False  # ensure_meta turns it into a node of its kind
             return
         try:
             page = await self.ctx.store.list_page(self.ctx.store.dir_key(path), "/", None, 1)
@@ -361,15 +363,14 @@ class Listings:
         except StoreError as exc:
             log.debug("HEAD %r failed: %s", node.path, exc)
             return node  # show listing attributes while the endpoint is away
-        if node.kind != stat.S_IFLNK and symlinks.is_symlink_object(info):
-            target = await symlinks.read_target(self.ctx.store, self.ctx.key(node.path), info,
-                                                self.ctx.opt.read_timeout)
+        kind = symlinks.object_kind(info.metadata, info.size)
+        if kind != node.kind:
+            target = None
+            if kind == stat.S_IFLNK:
+                target = await symlinks.read_target(self.ctx.store, self.ctx.key(node.path), info,
+                                                    self.ctx.opt.read_timeout)
             self.ctx.journal.object_meta.put(info.key, info.etag, info.last_modified, info.metadata, target)
-            self.tree.detach(node)
-            new = self.tree.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
-            new.target = target
-            new.etag = info.etag
-            self.tree.apply_metadata(new, info.metadata or {}, info.last_modified)
+            new = self.meta.retype(node, kind, info, CachedMeta(info.metadata or {}, target))
             if parent.children is not None:
                 parent.children[keys.name_of(node.path)] = new
             return new

@@ -124,17 +124,28 @@ class MetaFetcher:
 
     def adopt(self, node: Node, info: ObjectInfo, cached: CachedMeta) -> Node:
         """Give a node known only from the bucket the attributes of version ``info``; returns the
-        node to keep in its parent (a new symlink node if the object is a symlink)."""
-        if cached.target is not None and node.kind != stat.S_IFLNK:
-            self.tree.detach(node)
-            new = self.tree.table.new(stat.S_IFLNK, node.path, mode=0o777, uid=node.uid, gid=node.gid)
-            new.target = cached.target
-            new.etag = info.etag
-            self.tree.apply_metadata(new, cached.metadata, info.last_modified)
-            return new
+        node to keep in its parent (a new node if the object is a symlink, FIFO, socket or
+        device: a node never changes kind)."""
+        kind = symlinks.object_kind(cached.metadata, info.size)
+        if kind == stat.S_IFLNK and cached.target is None:
+            kind = stat.S_IFREG  # a symlink row without its target: shown as it was listed
+        if kind != node.kind:
+            return self.retype(node, kind, info, cached)
         node.etag = info.etag
         node.size = info.size
         if node.kind == stat.S_IFLNK and cached.target is not None:
             node.target = cached.target
         self.tree.apply_metadata(node, cached.metadata, info.last_modified)
         return node
+
+    def retype(self, node: Node, kind: int, info: ObjectInfo, cached: CachedMeta) -> Node:
+        """The object at ``node``'s path (version ``info``) is of file type ``kind``: a new
+        node of that kind takes its place (the caller puts it in the parent's children)."""
+        self.tree.detach(node)
+        new = self.tree.table.new(kind, node.path, mode=0o777 if kind == stat.S_IFLNK else node.mode,
+                                  uid=node.uid, gid=node.gid)
+        new.target = cached.target if kind == stat.S_IFLNK else None
+        new.etag = info.etag
+        new.size = info.size if kind == stat.S_IFREG else 0
+        self.tree.apply_metadata(new, cached.metadata, info.last_modified)
+        return new

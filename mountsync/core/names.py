@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import trio
 
 from .. import keys
+from ..attrs import SPECIAL_KINDS
 from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .context import CoreContext, log, now_ns
@@ -188,6 +189,24 @@ class Names:
             node = await self._new_entry_node(parent, name, stat.S_IFLNK, 0o777, uid, gid, target=target)
             assert node.entry_id is not None  # _new_entry_node saved its row
             self.ctx.journal.update(node.entry_id, size=len(target.encode("utf-8", "surrogateescape")))
+        self.ctx.sink.changed(node.entry_id)
+        node.nlookup += 1
+        return node.attr(self.tree.ttl_for(node))
+
+    async def mknod(self, parent_ino: int, name: str, mode: int, rdev: int, uid: int, gid: int) -> Attr:
+        """A FIFO, socket or device node: an entry without data, uploaded as an empty object
+        whose metadata carries the type (and ``rdev``). Opening it never reaches the mount:
+        the kernel serves FIFOs and sockets itself (between processes on this machine)."""
+        kind = stat.S_IFMT(mode)
+        if kind not in SPECIAL_KINDS:
+            raise FsError(errno.EINVAL, f"mknod of file type {kind:o}")
+        parent = self.tree.dir_node(parent_ino)
+        async with self.locks.hold(parent_ino):
+            node = await self._new_entry_node(parent, name, kind, mode, uid, gid)
+            assert node.entry_id is not None  # _new_entry_node saved its row
+            if kind in (stat.S_IFCHR, stat.S_IFBLK):
+                self.ctx.journal.update(node.entry_id, rdev=rdev)
+                node.rdev = rdev
         self.ctx.sink.changed(node.entry_id)
         node.nlookup += 1
         return node.attr(self.tree.ttl_for(node))

@@ -43,6 +43,7 @@ class Attr:
     ctime_ns: int
     nlink: int
     ttl: float  # how long the kernel may cache this entry and its attributes
+    rdev: int = 0  # device nodes
 
 
 class NoEntry(FsError):
@@ -63,7 +64,7 @@ class Node:
         "etag", "meta_known", "attr_time", "nlookup", "open_count",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
         "item", "reader", "content_version", "kernel_version",
-        "deferred_delete", "absent_at",
+        "deferred_delete", "absent_at", "rdev",
     )
 
     def __init__(self, ino: int, kind: int, path: str, *, mode: int, uid: int, gid: int,
@@ -92,6 +93,7 @@ class Node:
         self.remote = False  # exists in the bucket (object, marker or keys below)
         # symlinks
         self.target: str | None = None
+        self.rdev = 0  # device nodes
         # files
         self.item: CacheItem | None = None  # the open cache item while any handle is open
         self.reader = Reader() if kind == stat.S_IFREG else None  # read-ahead and ranges in flight
@@ -120,6 +122,7 @@ class Node:
             ctime_ns=self.ctime_ns,
             nlink=2 if self.is_dir else 1,
             ttl=ttl,
+            rdev=self.rdev,
         )
 
     def __repr__(self) -> str:

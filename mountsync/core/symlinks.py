@@ -1,4 +1,5 @@
-"""Symlink objects (s3fs style: the stored mode says symlink, the body is the target).
+"""Symlink objects (s3fs style: the stored mode says symlink, the body is the target), and
+the file type of an object (``object_kind``: FIFOs, sockets and devices are empty objects).
 
 An object is taken as a symlink only if its body can be a target: at most
 PATH_MAX - 1 bytes. A larger object whose metadata says "symlink" is shown as a
@@ -24,9 +25,21 @@ log = logging.getLogger("mountsync.core")
 SYMLINK_MAX = 4095  # PATH_MAX (4096) less the terminating NUL: the longest target
 
 
+def object_kind(metadata: dict[str, str] | None, size: int) -> int:
+    """Pure: the file type an object of this metadata and size stands for. A symlink's
+    body is its target (at most ``SYMLINK_MAX`` bytes); a FIFO, socket or device is an
+    empty object. Anything else whose metadata claims such a type is a regular file."""
+    kind = attrs_mod.kind_from_metadata(metadata)
+    if kind == stat.S_IFLNK:
+        return kind if size <= SYMLINK_MAX else stat.S_IFREG
+    if kind in attrs_mod.SPECIAL_KINDS:
+        return kind if size == 0 else stat.S_IFREG
+    return stat.S_IFREG
+
+
 def is_symlink_object(info: ObjectInfo) -> bool:
     """Pure: does this object stand for a symlink?"""
-    return attrs_mod.kind_from_metadata(info.metadata) == stat.S_IFLNK and info.size <= SYMLINK_MAX
+    return object_kind(info.metadata, info.size) == stat.S_IFLNK
 
 
 async def read_target(store: Bucket, key: str, info: ObjectInfo, timeout: float) -> str:

@@ -143,6 +143,7 @@ class Tree:
             node.entry_id = e.id
             node.meta_known = True
             node.target = e.target
+            node.rdev = e.rdev
             if e.kind == stat.S_IFDIR:
                 node.remote = e.base_etag is not None
             if rc is not None and rc.info is not None:
@@ -177,7 +178,7 @@ class Tree:
 
     def apply_remote_file(self, node: Node, info: ObjectInfo) -> None:
         """A listing saw ``info`` for ``node``'s path: adopt it unless local changes are pending."""
-        if not node.is_file and node.kind != stat.S_IFLNK:
+        if node.is_dir:
             return
         e = self.entry(node)
         if e is not None and e.state.local_wins:
@@ -205,6 +206,8 @@ class Tree:
     def apply_metadata(self, node: Node, metadata: dict[str, str], last_modified: float) -> None:
         a = attrs_mod.from_metadata(metadata, node.kind, last_modified, self.ctx.opt.defaults)
         node.mode, node.uid, node.gid, node.mtime_ns = a.mode, a.uid, a.gid, a.mtime_ns
+        if node.kind in (stat.S_IFCHR, stat.S_IFBLK):
+            node.rdev = attrs_mod.rdev_from_metadata(metadata)
         node.meta_known = True
         node.attr_time = trio.current_time()
 

@@ -38,7 +38,7 @@ def _entry(a: Attr) -> pyfuse3.EntryAttributes:
     e.st_nlink = a.nlink
     e.st_uid = a.uid
     e.st_gid = a.gid
-    e.st_rdev = 0
+    e.st_rdev = a.rdev
     e.st_size = a.size
     e.st_blksize = 4096
     e.st_blocks = (a.size + 511) // 512
@@ -154,7 +154,7 @@ class FuseAdapter(pyfuse3.Operations):
     @_converting
     async def mknod(self, parent_inode, name, mode, rdev, ctx):
         if not stat.S_ISREG(mode):
-            raise FsError(errno.EPERM, "only regular files can be created with mknod")
+            return _entry(await self.fs.mknod(parent_inode, _name(name), mode, rdev, ctx.uid, ctx.gid))
         fh, attr = await self.fs.create(parent_inode, _name(name), mode, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
                                         ctx.uid, ctx.gid)
         await self.fs.release(fh)

@@ -55,7 +55,7 @@ class UploadSettings:
 
 def metadata_for(e: Entry) -> dict[str, str]:
     mode = e.kind | (e.mode & 0o7777)
-    return attrs_mod.to_metadata(attrs_mod.Attrs(mode=mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns))
+    return attrs_mod.to_metadata(attrs_mod.Attrs(mode=mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns), e.rdev)
 
 
 class Uploader:
@@ -82,7 +82,8 @@ class Uploader:
         if e.kind == stat.S_IFDIR:
             gen = e.dirty_gen
             result = await self.store.put(key, b"", metadata_for(e))
-        elif e.kind == stat.S_IFLNK:
+        elif e.kind == stat.S_IFLNK or e.kind in attrs_mod.SPECIAL_KINDS:
+            # a symlink's body is its target; a FIFO, socket or device is an empty object
             gen = e.dirty_gen
             body = (e.target or "").encode("utf-8", "surrogateescape")
             result = await self._put_resolving(e, key, lambda: body, metadata_for(e), None)
