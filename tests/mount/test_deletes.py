@@ -111,3 +111,43 @@ def test_deletes_need_allow_delete(mount, s3, bucket):
     assert "emptydir/" not in keys
     assert "full/a.txt" not in keys and get_bytes(s3, bucket, "moved-a.txt") == b"a\n"
     assert not any(k.startswith("full/sub/") for k in keys), keys
+
+
+def test_own_creations_are_removable_until_another_writer_changes_them(mount, s3, bucket):
+    """SPEC §6 on a real mount: what this cache dir created may be removed and renamed
+    without --allow-delete, also after a remount with the same cache dir; another writer's
+    change protects it again, and a fresh cache dir protects everything."""
+    s3.put_object(Bucket=bucket, Key="before.txt", Body=b"existed before\n")
+    m = mount("--metadata-ttl", "0")
+    for name in ("mine1", "mine2", "mine3", "theirs-later"):
+        m.path(name).write_bytes(name.encode())
+    m.path("dir").mkdir()
+    m.path("dir/inner").write_bytes(b"inner")
+    m.sync()
+    os.unlink(m.path("mine1"))
+    os.rename(m.path("dir"), m.path("dir2"))
+    for op in (lambda: os.unlink(m.path("before.txt")), lambda: os.rename(m.path("before.txt"), m.path("x"))):
+        with pytest.raises(OSError) as info:
+            op()
+        assert info.value.errno == errno.EPERM
+    s3.put_object(Bucket=bucket, Key="theirs-later", Body=b"changed by another writer\n")
+    assert m.path("theirs-later").read_bytes() == b"changed by another writer\n"
+    with pytest.raises(OSError) as info:
+        os.unlink(m.path("theirs-later"))
+    assert info.value.errno == errno.EPERM
+    m.sync()
+    assert m.unmount().returncode == 0
+
+    again = mount(mountpoint=m.mountpoint, cache_dir=m.cache_dir)  # same cache dir
+    os.rename(again.path("mine2"), again.path("mine2-renamed"))
+    again.sync()
+    assert again.unmount().returncode == 0
+
+    fresh = mount(mountpoint=m.mountpoint)  # a fresh cache dir has created nothing
+    for name in ("mine3", "mine2-renamed", "dir2/inner"):
+        with pytest.raises(OSError) as info:
+            os.unlink(fresh.path(name))
+        assert info.value.errno == errno.EPERM, name
+    fresh.sync()
+    assert file_keys(s3, bucket) == {"before.txt", "mine2-renamed", "mine3", "theirs-later", "dir2/inner"}
+    assert get_bytes(s3, bucket, "theirs-later") == b"changed by another writer\n"
