@@ -233,14 +233,14 @@ class DirMoves:
                     self.ctx.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
                 else:
                     self._adopt_copied_version(e, m)  # the cache held another version
-            elif e.state.local_wins or e.kind == stat.S_IFDIR:
+            elif (e.state.local_wins and (e.complete or not e.meta_only)) or e.kind == stat.S_IFDIR:
                 # local content (or a directory whose marker must exist): uploaded as a new key
                 self.ctx.items.move(e.id, dst_base)
                 changed.append(e.id)
                 if tomb is not None:
                     self.ctx.journal.remove_tombstone(dst_path)
-            else:
-                self.tree.drop_entry(e)  # clean, and deleted in the bucket meanwhile
+            else:  # clean (or only a metadata change, bytes not cached), and gone from the bucket
+                self.tree.drop_entry(e)
         for p in replaced:
             self.ctx.journal.remove_tombstone(p)
         for m in moves:

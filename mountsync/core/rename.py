@@ -109,7 +109,9 @@ class Renames:
             self._drop_target(dst_parent, new_name, dst, dst_entry)
         if src.is_dir:
             await self.dirs.move(src, new_path, src_remote, only_ours=not self.ctx.opt.allow_delete)
-        elif src_remote and (e is None or not e.pending):
+        elif src_remote and (e is None or not e.pending or e.meta_only):
+            # unchanged bytes (a pending chmod/touch at most, which may have none cached):
+            # the bucket copies the object; a pending metadata change follows at the new key
             replaced = await self._keep_unseen_target_version(new_path, dst_base)
             await self._copy_clean_file(src, e, new_path, replaced)
         else:
