@@ -311,14 +311,16 @@ def format_status(st: dict) -> str:
         f"mount:     {st['mountpoint']}  ←  s3://{st['bucket']}/{st.get('prefix', '')}  ({st['endpoint']})",
         f"endpoint:  {'reachable' if st['endpoint_reachable'] else 'UNREACHABLE: ' + str(st['endpoint_error'])}",
         f"pending:   {st['pending_files']} file(s), {st['pending_bytes']} bytes; "
-        f"{len(st['pending_deletes'])} delete(s)",
+        f"{st.get('pending_renames', 0)} rename(s); {len(st['pending_deletes'])} delete(s)",
         f"cache:     {st['cache_bytes']} bytes used of {st['max_cache_size']} in {st['cache_dir']}",
         f"conflicts: {st.get('conflicts', 0)} ({st.get('conflicts_open', 0)} waiting for you; "
         "see 'mountsync conflicts')",
     ]
     for p in st["pending"][:20]:
         extra = f" — {p['error']} (attempt {p['attempts']})" if p.get("error") else ""
-        lines.append(f"  {p['state']:9} {p['path']} ({p['sent']}/{p['total']} bytes){extra}")
+        what = f"{p['path']} (renamed from {p['renamed_from']})" if p.get("renamed_from") else \
+            f"{p['path']} ({p['sent']}/{p['total']} bytes)"
+        lines.append(f"  {p['state']:9} {what}{extra}")
     for d in st["pending_deletes"][:20]:
         extra = f" — {d['error']}" if d.get("error") else ""
         lines.append(f"  {d['state']:9} delete {d['path']}{extra}")

@@ -257,6 +257,22 @@ class Items:
     def is_open(self, entry_id: int) -> bool:
         return entry_id in self._open
 
+    def complete_if_whole(self, entry_id: int) -> bool:
+        """Does the cache hold every byte of the entry? If its fetched ranges cover it all,
+        it is marked complete (as a write would need it)."""
+        e = self.journal.get_by_id(entry_id)
+        if e is None:
+            return False
+        if e.complete:
+            return True
+        if not RangeSet(e.ranges).contains(0, e.size):
+            return False
+        item = self.open(entry_id)
+        item.mark_complete()
+        self.close(item)
+        self.journal.update(entry_id, complete=1, ranges=[])
+        return True
+
     def drop_if_closed(self, entry_id: int) -> None:
         """The entry is gone: remove its data file unless a handle still reads it."""
         if entry_id not in self._open:
@@ -334,11 +350,12 @@ class Items:
             self._uploading.discard(entry_id)
 
     def record_upload(self, e: Entry, gen: int, etag: str, version_id: str | None) -> Entry | None:
-        """Generation ``gen`` of ``e`` is in the bucket as ``etag``."""
+        """Generation ``gen`` of ``e`` is in the bucket as ``etag`` (at its own key: a
+        pending copy from the object it was renamed from is done)."""
         entry_id = e.saved_id
         changes: dict[str, Any] = {"base_etag": etag, "base_version": version_id,
                                    "uploaded_gen": max(gen, e.uploaded_gen), "error": None, "attempts": 0,
-                                   "next_attempt": 0}
+                                   "next_attempt": 0, "copy_from": None, "copy_etag": None}
         if gen >= e.dirty_gen:
             changes["meta_only"] = 0
         self.journal.update(entry_id, **changes)

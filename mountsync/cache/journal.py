@@ -19,6 +19,9 @@ cache files. Columns:
 - ``mpu_id``: no longer written; older versions kept a multipart upload id here
   (moved to ``multipart_uploads`` at start).
 - ``rdev``: a device node's ``st_rdev`` (FIFOs, sockets and devices have no data file).
+- ``copy_from``/``copy_etag``: a file renamed without its bytes being re-uploaded: its
+  content is that object (by mount path and ETag) until the reconciler copies it to the
+  entry's own key; the old object's tombstone waits for that copy.
 - ``settled``: 0 for a file this mount created where the bucket had nothing,
   until it is uploaded; an upload forced by ``sync`` or ``--fsync-upload``
   while the file is open for writing leaves it 0 until its normal write-back
@@ -83,7 +86,9 @@ CREATE TABLE IF NOT EXISTS entries (
     next_attempt REAL NOT NULL DEFAULT 0,
     mpu_id TEXT,
     settled INTEGER NOT NULL DEFAULT 1,
-    rdev INTEGER NOT NULL DEFAULT 0
+    rdev INTEGER NOT NULL DEFAULT 0,
+    copy_from TEXT,
+    copy_etag TEXT
 );
 CREATE TABLE IF NOT EXISTS tombstones (
     path TEXT PRIMARY KEY,
@@ -161,6 +166,8 @@ class Entry(_SavedRow):
     mpu_id: str | None = None
     settled: bool = True  # False: created here, not yet past its normal write-back time
     rdev: int = 0  # a device node's st_rdev
+    copy_from: str | None = None  # renamed: its bytes are object (copy_from, copy_etag), not yet copied
+    copy_etag: str | None = None
     id: int | None = None
 
     @property
@@ -282,9 +289,13 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        # journals written before special files lack the rdev column
-        if "rdev" not in {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}:
-            self._db.execute("ALTER TABLE entries ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0")
+        # journals written by earlier versions lack the newer columns
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}
+        for col, decl in (("rdev", "INTEGER NOT NULL DEFAULT 0"), ("copy_from", "TEXT"), ("copy_etag", "TEXT")):
+            if col not in have:
+                self._db.execute(f"ALTER TABLE entries ADD COLUMN {col} {decl}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS entries_copy_from ON entries(copy_from)"
+                         " WHERE copy_from IS NOT NULL")
         self.object_meta = MetaCache(self._db)  # what HEAD said per object version (cache.metacache)
         self.created = Creations(self._db)  # the objects this cache dir created (cache.creations)
 
@@ -333,18 +344,19 @@ class Journal:
     def bump_dirty(self, entry_id: int, *, meta_only: bool = False) -> int:
         """Record a local change; returns the new dirty generation.
 
-        A data change clears ``meta_only``; a metadata change keeps a pending
-        data change a data change."""
+        A data change clears ``meta_only`` and ``copy_from`` (a data change implies the
+        cache holds every byte); a metadata change keeps a pending data change a data
+        change."""
         if meta_only:
             self._db.execute(
                 "UPDATE entries SET meta_only = CASE WHEN dirty_gen > uploaded_gen THEN meta_only ELSE 1 END,"
                 " dirty_gen = dirty_gen + 1, error = NULL, attempts = 0 WHERE id = ?",
                 (entry_id,),
             )
-        else:
+        else:  # the bytes are all in the cache now: a pending rename no longer needs its source
             self._db.execute(
-                "UPDATE entries SET meta_only = 0, dirty_gen = dirty_gen + 1, error = NULL, attempts = 0"
-                " WHERE id = ?",
+                "UPDATE entries SET meta_only = 0, dirty_gen = dirty_gen + 1, error = NULL, attempts = 0,"
+                " copy_from = NULL, copy_etag = NULL WHERE id = ?",
                 (entry_id,),
             )
         row = self._db.execute("SELECT dirty_gen FROM entries WHERE id = ?", (entry_id,)).fetchone()
@@ -411,6 +423,20 @@ class Journal:
             self._db.execute("UPDATE entries SET path = ? WHERE id = ?", (np, e.id))
 
     # ------------------------------------------------------------- tombstones
+
+    def copy_pending_from(self, path: str, etag: str | None) -> int | None:
+        """The id of an entry that still has to copy its bytes from object (``path``,
+        ``etag``), if any: that object must not be deleted yet (a rename carried out in
+        the background)."""
+        row = self._db.execute("SELECT id FROM entries WHERE copy_from = ? AND copy_etag IS ? LIMIT 1",
+                               (path, etag)).fetchone()
+        return None if row is None else int(row[0])
+
+    def copies_from_under(self, dir_path: str) -> list[Entry]:
+        """Entries whose pending rename copies from an object below ``dir_path``."""
+        rows = self._db.execute("SELECT * FROM entries WHERE copy_from IS NOT NULL AND substr(copy_from, 1, ?) = ?",
+                                (len(dir_path) + 1, dir_path + "/")).fetchall()
+        return [_row_to_entry(r) for r in rows]
 
     def add_tombstone(self, t: Tombstone) -> None:
         values = [getattr(t, c) for c in _TOMB_COLS]

@@ -233,6 +233,10 @@ class DirMoves:
                     self.ctx.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
                 else:
                     self._adopt_copied_version(e, m)  # the cache held another version
+            elif e.copy_from is not None:
+                # a renamed file whose copy is still to do: it moves on, its bytes stay where they are
+                self.ctx.journal.update(e.id, base_etag=dst_base)
+                changed.append(e.id)
             elif (e.state.local_wins and (e.complete or not e.meta_only)) or e.kind == stat.S_IFDIR:
                 # local content (or a directory whose marker must exist): uploaded as a new key
                 self.ctx.items.move(e.id, dst_base)
@@ -241,6 +245,13 @@ class DirMoves:
                     self.ctx.journal.remove_tombstone(dst_path)
             else:  # clean (or only a metadata change, bytes not cached), and gone from the bucket
                 self.tree.drop_entry(e)
+        # renamed files whose bytes were below the directory: they are under the new prefix now
+        for c in self.ctx.journal.copies_from_under(old_path):
+            assert c.id is not None and c.copy_from is not None  # rows read from the journal
+            m = by_path.get((c.copy_from, False))
+            if m is not None and m.copy and m.result is not None and m.etag == c.copy_etag:
+                self.ctx.journal.update(c.id, copy_from=keys.rebase(c.copy_from, old_path, new_path),
+                                        copy_etag=m.result.etag)
         for p in replaced:
             self.ctx.journal.remove_tombstone(p)
         for m in moves:

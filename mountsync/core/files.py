@@ -294,7 +294,10 @@ class Files:
         if node.detached:
             # unlinked while open: no journal entry any more; read the version it had
             return self.ctx.key(node.deferred_delete or node.path), node.etag
-        return self.ctx.key(node.path), self.tree.ensure_entry(node).base_etag
+        e = self.tree.ensure_entry(node)
+        if e.copy_from is not None:  # renamed; the bucket has not copied it yet
+            return self.ctx.key(e.copy_from), e.copy_etag
+        return self.ctx.key(node.path), e.base_etag
 
     def _read_ahead(self, node: Node, item: CacheItem, start: int, end: int) -> None:
         """Fetch ``[start, end)`` in the background (what is neither present nor already

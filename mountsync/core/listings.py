@@ -121,7 +121,10 @@ class Listings:
             listing = await self.ctx.store.list_all(dir_prefix, on_page=on_page)
         except StoreError as exc:
             if d.children is not None:
+                # the cached listing stands for another TTL: during an outage every lookup
+                # and create would otherwise pay a failed LIST (with the client's retries)
                 log.debug("listing %r failed (%s); using the cached listing", d.path, exc)
+                d.listed_at = trio.current_time()
                 return d.children
             # never listed and the endpoint is away: show what the cache knows, so that
             # creating files keeps working (their uploads are If-None-Match, so an object

@@ -3,23 +3,23 @@
 - Source only in the cache (never uploaded): a journal move, always allowed,
   also over an existing target (the atomic-save pattern); the target's remote
   object is then overwritten by the upload (its ETag becomes the base).
-- Source in the bucket: needs ``allow_delete``. A file with pending local
-  changes moves in the journal and leaves a tombstone for the old key; a
-  clean file is copied server-side (conditional on its ETag), then the old key
-  is deleted conditionally on the ETag that was copied. A directory moves every
-  key below it (``core.dirmove``).
+- Source in the bucket: needs ``allow_delete``, or an object this cache dir
+  created (§6). A file with pending local data moves in the journal and leaves a
+  tombstone for the old key. A file whose bytes are in the bucket moves in the
+  journal too, remembering the object its bytes are (``copy_from``): the
+  reconciler copies it to the new key (conditional on its ETag), and only then
+  deletes the old key, conditionally (its tombstone waits for the copy). So a
+  file rename needs no request and survives outages and crashes like any other
+  change. A directory moves every key below it during the call (``core.dirmove``).
 
 The whole rename runs under ``ChangeSink.hold`` of the source and target
 paths: no upload or delete of either (or of anything below a directory) is in
 flight or starts meanwhile, so nothing lands under the old name behind the
 rename's back, and a delete of the target in flight is finished first.
-An object the rename would replace that the mount never showed (another
-writer's) is first kept under a conflict name (``ConflictCopies``).
-
-Server-side copies happen during the call (like s3fs and mount-s3), so a
-rename of bucket data needs the endpoint; local renames never do.
+An object the copy would replace that the mount never showed (another
+writer's) is first kept under a conflict name (``ConflictCopies``, by the
+reconciler for a file, during the call for a directory).
 """
-
 from __future__ import annotations
 
 import errno
@@ -27,10 +27,9 @@ import stat
 import time
 
 from .. import keys
-from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
-from ..cache.journal import Conflict, Entry, Tombstone
+from ..backend.base import StoreError
+from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
-from ..events import PathChanged
 from .context import CoreContext, log, now_ns
 from .dirmove import DirMoves
 from .listings import Listings
@@ -111,9 +110,8 @@ class Renames:
             await self.dirs.move(src, new_path, src_remote, only_ours=not self.ctx.opt.allow_delete)
         elif src_remote and (e is None or not e.pending or e.meta_only):
             # unchanged bytes (a pending chmod/touch at most, which may have none cached):
-            # the bucket copies the object; a pending metadata change follows at the new key
-            replaced = await self._keep_unseen_target_version(new_path, dst_base)
-            await self._copy_clean_file(src, e, new_path, replaced)
+            # moved at once; the reconciler copies the object in the bucket later
+            self._move_clean_file(src, e, new_path, dst_base)
         else:
             self._move_entry_file(src, e, new_path, dst_base, src_remote)
         assert src_parent.children is not None  # listed by ``child`` above; a listing is never unset
@@ -190,71 +188,41 @@ class Renames:
             self.ctx.sink.tombstoned(old_path)
         self.ctx.sink.changed(e.id)
 
-    async def _keep_unseen_target_version(self, path: str, seen_etag: str | None) -> str | None:
-        """Before a server-side copy replaces ``path``: if the bucket holds a version the
-        mount never showed (another writer's), keep it under a conflict name (SPEC §7).
-        Returns the ETag the key holds (None: nothing)."""
-        key = self.ctx.key(path)
-        try:
-            current = await self.ctx.store.head(key)
-        except NotFoundError:
-            return None
-        except StoreError as exc:
-            raise FsError(errno.EIO, f"cannot check {path!r} in the bucket: {exc}") from exc
-        if current.etag == seen_etag:
-            return current.etag
-        try:
-            await self.ctx.conflict_copies.keep_remote_version(path, current.etag, seen_etag=seen_etag,
-                                                           local_to=f"bucket:{key} (renamed over it)")
-        except StoreError as exc:
-            raise FsError(errno.EIO, f"cannot keep the bucket's version of {path!r}: {exc}") from exc
-        return current.etag
-
-    async def _copy_clean_file(self, src: Node, e: Entry | None, new_path: str, replaced: str | None) -> None:
-        """Server-side copy of an uploaded, unchanged file over version ``replaced`` of the
-        new key (None: nothing there), then delete of the old key."""
-        old_key, new_key = self.ctx.key(src.path), self.ctx.key(new_path)
-        base = e.base_etag if e is not None else src.etag
-        src_ours = self.ctx.journal.created.ours(old_key, base)
-        try:
-            result = await self.ctx.store.copy_if_match(old_key, new_key, base)
-        except StoreError as exc:
-            log.warning("rename of %r failed in the bucket: %s", src.path, exc)
-            raise FsError(exc.errno if exc.errno != errno.ENOENT else errno.EIO, str(exc)) from exc
-        # the copy is ours when its source was and it replaced nothing or a version of ours
-        if src_ours:
-            self.ctx.journal.created.after_write(new_key, replaced, result.etag)
-        else:
-            self.ctx.journal.created.forget(new_key)
-        try:
-            await self.ctx.store.delete_if_match(old_key, base)
-            self.ctx.journal.created.forget(old_key)
-        except NotFoundError:
-            self.ctx.journal.created.forget(old_key)
-        except PreconditionFailedError:
-            self._other_version_stays(src.path, new_path, base)
-        except StoreError as exc:  # the copy is done: the reconciler deletes the old key later
-            log.info("could not delete %r after copying it (%s); will retry", old_key, exc)
-            self.ctx.journal.add_tombstone(Tombstone(src.path, src.kind, base, time.time()))
-            self.ctx.sink.tombstoned(src.path)
+    def _move_clean_file(self, src: Node, e: Entry | None, new_path: str, dst_base: str | None) -> None:
+        """A file whose bytes are in the bucket (unchanged, or with a pending metadata change
+        only) moves in the journal at once, without a request: its entry records the object
+        its bytes are (``copy_from``/``copy_etag``: the original one along a chain of
+        renames), reads fetch from there, and the reconciler copies it to the new key later
+        (conditional on that ETag). The old key gets a tombstone whose delete waits for
+        that copy (``Journal.copy_pending_from``), so an outage or a crash in between loses
+        nothing: the bytes stay under the old key until the new one has them."""
+        if e is None:
+            e = self.tree.ensure_entry(src)
+        assert e.id is not None  # a row read from the journal
+        old_path = src.path
+        source = (e.copy_from, e.copy_etag) if e.copy_from is not None else (old_path, e.base_etag)
         self.tree.vacate(new_path, src)
-        tomb = self.ctx.journal.tombstone(new_path)
-        if tomb is not None:
+        c = self.ctx.journal.open_conflict(old_path)
+        if c is not None:  # the user moved the conflicted file away: that settles it
+            assert c.id is not None  # a row read from the journal
+            self.ctx.journal.update_conflict(c.id, resolved=1, local_to=f"renamed to {new_path}")
+        if self.ctx.journal.tombstone(new_path) is not None:
             self.ctx.journal.remove_tombstone(new_path)
-        if e is not None:
-            assert e.id is not None  # a row read from the journal
-            self.ctx.journal.rename_subtree(src.path, new_path)
-            self.ctx.journal.update(e.id, base_etag=result.etag)
+        if e.base_etag is not None:
+            self.ctx.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
+        self.ctx.journal.rename_subtree(old_path, new_path)
+        if source == (new_path, dst_base):  # back where its bytes are: nothing to copy
+            only_renamed = e.copy_from is not None and e.dirty_gen == e.uploaded_gen + 1
+            self.ctx.journal.update(e.id, base_etag=dst_base, copy_from=None, copy_etag=None)
+            if only_renamed:  # its one pending change was the move away: clean again
+                self.ctx.journal.update(e.id, uploaded_gen=e.dirty_gen, meta_only=0)
+        else:
+            self.ctx.journal.update(e.id, base_etag=dst_base, base_version=None,
+                                    copy_from=source[0], copy_etag=source[1])
+            if e.copy_from is None:  # one generation for the copy (a chain adds none)
+                self.ctx.items.mark_changed(e.id, meta_only=True)
         self.tree.table.repath(src, new_path)
-        src.etag = result.etag
-
-    def _other_version_stays(self, old_path: str, new_path: str, copied: str | None) -> None:
-        """Another writer replaced the old key between our copy and its delete: their
-        version stays under its name (shown again), and the conflict is recorded."""
-        self.ctx.conflict_copies.record(
-            Conflict(time=time.time(), path=old_path, kind="delete-refused", strategy="keep-both",
-                     local_etag=copied, local_to=f"renamed to {new_path}",
-                     remote_to=f"bucket:{self.ctx.key(old_path)}", resolved=1),
-            "conflict on %r: renamed to %r, but changed in the bucket meanwhile; that version is "
-            "kept under its name", old_path, new_path)
-        self.ctx.events.publish(PathChanged(old_path))
+        src.etag = dst_base
+        if e.base_etag is not None:
+            self.ctx.sink.tombstoned(old_path)
+        self.ctx.sink.changed(e.id)

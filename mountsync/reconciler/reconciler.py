@@ -47,10 +47,12 @@ from .conflict import ResolvedElsewhere
 from .due import DueQueue
 from .items import Abort, Carried, Delete, Item, SyncResult, Upload
 from .pace import Pace
-from .uploader import RenamedDuringUpload, Uploader
+from .uploader import CopyPending, RenamedDuringUpload, Uploader
 from .waiting import Remaining, satisfied
 
 log = logging.getLogger("mountsync.reconciler")
+
+COPY_POLL = 0.5  # seconds between checks of a delete that waits for a rename's copy
 
 class Reconciler:
     def __init__(self, journal: Journal, uploader: Uploader, *, write_back_delay: float = 5.0,
@@ -309,6 +311,15 @@ class Reconciler:
                 await self.uploader.delete(item.path)
                 self.forced.discard(item)
             self.completed += 1
+        except CopyPending as p:
+            # a rename's copy from this object is still to be done: ask again once it is due
+            # (no request is made meanwhile; the copy's own retries carry any outage)
+            now = trio.current_time()
+            copy = Upload(p.entry_id)
+            if item in self.forced and copy not in self.inflight:
+                self.forced.add(copy)  # a sync waits for the delete, so for the copy first
+                self.due[copy] = min(self.due.get(copy, now), now)
+            self.due[item] = max(now + COPY_POLL, self.due.get(copy, now))
         except RenamedDuringUpload as r:
             self._renamed_during_upload(r)
             self.due[item] = trio.current_time() + (0 if item in self.forced else self.delay)

@@ -23,6 +23,7 @@ def status(rec: Reconciler) -> dict:
             "path": e.path, "size": e.size, "state": state_of(rec, item),
             "error": e.error, "attempts": e.attempts,
             "next_attempt": e.next_attempt or None, "sent": sent, "total": total,
+            "renamed_from": e.copy_from,  # a rename whose copy in the bucket is still to do
         })
     deletes = [{"path": t.path, "state": state_of(rec, Delete(t.path)), "error": t.error,
                 "attempts": t.attempts} for t in rec.journal.tombstones()]
@@ -30,6 +31,7 @@ def status(rec: Reconciler) -> dict:
     return {
         "pending_files": len(pending),
         "pending_bytes": sum(p["size"] for p in pending),
+        "pending_renames": sum(1 for p in pending if p["renamed_from"] is not None),
         "pending": pending,
         "pending_deletes": deletes,
         "errors": [{"item": rec.describe(i), "error": r} for i, r in rec.stopped.items()],

@@ -32,6 +32,7 @@ from ..cache.item import Items
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
 from .conflict import ConflictHandler, ResolvedElsewhere
+from .moved import MovedFiles
 
 log = logging.getLogger("mountsync.reconciler")
 
@@ -71,6 +72,7 @@ class Uploader:
         self.conditional_writes = True  # False: the server ignores If-Match; check with HEAD first
         self.progress: dict[int, tuple[int, int]] = {}  # entry id → (bytes sent, total)
         self.active_uploads: set[str] = set()  # multipart upload ids being sent by this process
+        self.moved = MovedFiles(store, journal, items, conflicts)
 
     async def upload(self, entry_id: int) -> Entry | None:
         """Upload the entry's current generation. Returns the updated entry (None if gone)."""
@@ -78,6 +80,11 @@ class Uploader:
         if e is None or not e.pending:
             return e
         path_at_start = e.path
+        if e.base_etag is not None:
+            # the object this upload replaces may still be a renamed file's bytes: copy those first
+            waiting_for = self.journal.copy_pending_from(e.path, e.base_etag)
+            if waiting_for is not None and waiting_for != entry_id:
+                raise CopyPending(waiting_for)
         key = self.store.object_key(e.path, e.kind)
         if e.kind == stat.S_IFDIR:
             gen = e.dirty_gen
@@ -87,6 +94,16 @@ class Uploader:
             gen = e.dirty_gen
             body = (e.target or "").encode("utf-8", "surrogateescape")
             result = await self._put_resolving(e, key, lambda: body, metadata_for(e), None)
+        elif e.copy_from is not None and e.meta_only:
+            # renamed, bytes unchanged: the bucket copies them from where they are
+            gen = e.dirty_gen
+            source_ours = self.journal.created.ours(self.store.key(e.copy_from), e.copy_etag)
+            try:
+                result = await self.moved.copy(e, key, metadata_for(e))
+            except (PreconditionFailedError, NotFoundError) as exc:
+                raise StillChanging(f"{key!r} changed in the bucket during a rename's copy; will try again") \
+                    from exc
+            return self._commit(entry_id, path_at_start, key, gen, result, source_ours=source_ours)
         elif e.meta_only and e.base_etag is not None:
             gen = e.dirty_gen
             result = await self._update_metadata(e, key)
@@ -94,15 +111,21 @@ class Uploader:
             result, gen = await self._upload_data(e, key)
         return self._commit(entry_id, path_at_start, key, gen, result)
 
-    def _commit(self, entry_id: int, path_at_start: str, key: str, gen: int, result: PutResult) -> Entry | None:
+    def _commit(self, entry_id: int, path_at_start: str, key: str, gen: int, result: PutResult, *,
+                source_ours: bool = True) -> Entry | None:
         """Record the upload; the version it left at ``key`` is ours (SPEC §6) when it
         replaced nothing or a version of ours (the entry's base, which a conflict
-        decision may have changed to another writer's version meanwhile)."""
+        decision may have changed to another writer's version meanwhile) and, for a
+        rename's copy, its source was ours too."""
         e = self.journal.get_by_id(entry_id)
         if e is None:
             log.debug("entry %d was removed while uploading", entry_id)
             return None
-        ours = self.journal.created.after_write(key, e.base_etag, result.etag)
+        if source_ours:
+            ours = self.journal.created.after_write(key, e.base_etag, result.etag)
+        else:
+            ours = False
+            self.journal.created.forget(key)
         if e.path != path_at_start:
             # renamed while uploading: the new path still needs its upload; the
             # object now at the old key is reported (tombstoned by the caller if allowed)
@@ -301,6 +324,9 @@ class Uploader:
         t = self.journal.tombstone(path)
         if t is None:
             return
+        waiting_for = self.journal.copy_pending_from(t.path, t.base_etag)
+        if waiting_for is not None:
+            raise CopyPending(waiting_for)
         key = self.store.object_key(t.path, t.kind)
         try:
             await self.store.delete_if_match(key, t.base_etag)
@@ -344,6 +370,15 @@ def first_store_error(group: BaseExceptionGroup) -> BaseException:
         if not e.transient:
             return e
     return store_errors[0] if store_errors else group
+
+
+class CopyPending(Exception):
+    """The object a tombstone deletes (or an upload replaces) is still the source of a
+    renamed file's copy (entry ``entry_id``): that copy goes first."""
+
+    def __init__(self, entry_id: int) -> None:
+        super().__init__(entry_id)
+        self.entry_id = entry_id
 
 
 class RenamedDuringUpload(Exception):

@@ -127,3 +127,20 @@ def test_regression_own_creations_move_and_go_without_allow_delete(allow_log):
     run_program([("write", "d/e.txt"), ("sync",), ("mvdir", "other"), ("rename", "d/e.txt", "a.txt")],
                 Params(allow_delete=False))
     run_program([("write", "d/e.txt"), ("sync",), ("unlink", "d/e.txt"), ("sync",)], Params(allow_delete=False))
+
+
+def test_regression_background_renames(allow_log):
+    """Found while moving file renames to the reconciler: a new file at the old name was
+    uploaded over the old object before the rename's copy (the renamed bytes were lost);
+    a directory rename dropped a renamed file whose copy was pending; a delete waited
+    for ever for the copy of a file whose bytes were all local (manual conflict)."""
+    allow_log(ALLOWED_LOGS[0].pattern)
+    run_program([("rename", "a.txt", "b.txt"), ("write", "a.txt")], Params(allow_delete=True))
+    run_program([("rename", "a.txt", "d/e.txt"), ("mvdir", "none")], Params(strategy="manual", allow_delete=True))
+    run_program([("rename", "c", "a.txt"), ("delete", "a.txt"), ("append", "a.txt"), ("mvdir", "other")],
+                Params(strategy="manual", allow_delete=True), resolve="local")
+    # renamed away and back: clean again, so another writer's change simply wins
+    run_program([("rename", "a.txt", "c"), ("rename", "c", "a.txt"), ("put", "a.txt", None)],
+                Params(strategy="local-wins", allow_delete=True), resolve="remote")
+    run_program([("rename", "a.txt", "b.txt"), ("rename", "b.txt", "a.txt"), ("delete", "a.txt")],
+                Params(strategy="local-wins", allow_delete=True))
