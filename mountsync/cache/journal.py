@@ -422,8 +422,6 @@ class Journal:
             np = new + e.path[len(old):]
             self._db.execute("UPDATE entries SET path = ? WHERE id = ?", (np, e.id))
 
-    # ------------------------------------------------------------- tombstones
-
     def copy_pending_from(self, path: str, etag: str | None) -> int | None:
         """The id of an entry that still has to copy its bytes from object (``path``,
         ``etag``), if any: that object must not be deleted yet (a rename carried out in
@@ -437,6 +435,8 @@ class Journal:
         rows = self._db.execute("SELECT * FROM entries WHERE copy_from IS NOT NULL AND substr(copy_from, 1, ?) = ?",
                                 (len(dir_path) + 1, dir_path + "/")).fetchall()
         return [_row_to_entry(r) for r in rows]
+
+    # ------------------------------------------------------------- tombstones
 
     def add_tombstone(self, t: Tombstone) -> None:
         values = [getattr(t, c) for c in _TOMB_COLS]
