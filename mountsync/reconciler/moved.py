@@ -5,7 +5,8 @@ journal entry and records where the bytes are: ``copy_from`` (a mount path) and
 ``copy_etag``. ``MovedFiles.copy`` makes that true in the bucket:
 
 1. HEAD the new key. A version there the mount never showed (another writer's,
-   not the entry's base) is first kept under a conflict name (SPEC §7).
+   not the entry's base) is first kept under a conflict name (SPEC §7), unless it
+   holds the very bytes being copied (same ETag): replacing it loses nothing.
 2. Server-side copy ``copy_from`` → new key, conditional on ``copy_etag`` (and on
    the new key still being free when it was), with the entry's attributes.
 3. The uploader commits it like any upload (``Items.record_upload`` clears
@@ -51,7 +52,8 @@ class MovedFiles:
         assert e.copy_from is not None
         src_key = self.store.key(e.copy_from)
         current = await self.store.head_or_none(key)
-        if current is not None and current.etag != e.base_etag:
+        if current is not None and current.etag not in (e.base_etag, e.copy_etag):
+            # (a version with the very bytes being copied there loses nothing when replaced)
             await self.conflicts.copies.keep_remote_version(
                 e.path, current.etag, seen_etag=e.base_etag, local_to=f"bucket:{key} (renamed over it)")
         try:

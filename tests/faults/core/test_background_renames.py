@@ -215,3 +215,24 @@ def test_a_new_file_at_the_old_name_waits_for_the_copy(tmp_path):
         assert mem.objects() == {"a": b"new a", "b": BODY}
 
     run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True)
+
+
+def test_an_unseen_version_at_the_new_name_is_kept_unless_it_is_the_same_bytes(tmp_path, allow_log):
+    allow_log(r"conflict on 'b'")
+    mem = MemoryStore("b")
+    mem.put("a", BODY)
+    mem.put("x", b"x")
+
+    async def body(rig):
+        await rig.listdir("")
+        await rig.rename("a", "b")
+        await rig.rename("x", "y")
+        mem.put("b", b"another writer's b")  # never shown by the mount
+        mem.put("y", b"x")  # the same bytes as the file renamed there
+        await _sync_until_ok(rig)
+        objects = mem.objects()
+        assert objects["b"] == BODY and objects["y"] == b"x"
+        kept = {k: v for k, v in objects.items() if ".conflict-" in k}
+        assert list(kept.values()) == [b"another writer's b"], kept
+
+    run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True, metadata_ttl=3600)
