@@ -355,7 +355,8 @@ class Items:
         entry_id = e.saved_id
         changes: dict[str, Any] = {"base_etag": etag, "base_version": version_id,
                                    "uploaded_gen": max(gen, e.uploaded_gen), "error": None, "attempts": 0,
-                                   "next_attempt": 0, "copy_from": None, "copy_etag": None}
+                                   "next_attempt": 0, "copy_from": None, "copy_etag": None,
+                                   "copy_meta": 0}
         if gen >= e.dirty_gen:
             changes["meta_only"] = 0
         self.journal.update(entry_id, **changes)

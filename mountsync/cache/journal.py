@@ -21,7 +21,9 @@ cache files. Columns:
 - ``rdev``: a device node's ``st_rdev`` (FIFOs, sockets and devices have no data file).
 - ``copy_from``/``copy_etag``: a file renamed without its bytes being re-uploaded: its
   content is that object (by mount path and ETag) until the reconciler copies it to the
-  entry's own key; the old object's tombstone waits for that copy.
+  entry's own key; the old object's tombstone waits for that copy. ``copy_meta``: the
+  entry's attributes were not known when it was renamed (a file in a moved directory,
+  never looked at, the endpoint away): the copy keeps the object's own metadata.
 - ``settled``: 0 for a file this mount created where the bucket had nothing,
   until it is uploaded; an upload forced by ``sync`` or ``--fsync-upload``
   while the file is open for writing leaves it 0 until its normal write-back
@@ -45,12 +47,14 @@ tasks (there is no ``await`` inside). Durability: WAL with
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -88,7 +92,8 @@ CREATE TABLE IF NOT EXISTS entries (
     settled INTEGER NOT NULL DEFAULT 1,
     rdev INTEGER NOT NULL DEFAULT 0,
     copy_from TEXT,
-    copy_etag TEXT
+    copy_etag TEXT,
+    copy_meta INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tombstones (
     path TEXT PRIMARY KEY,
@@ -168,6 +173,7 @@ class Entry(_SavedRow):
     rdev: int = 0  # a device node's st_rdev
     copy_from: str | None = None  # renamed: its bytes are object (copy_from, copy_etag), not yet copied
     copy_etag: str | None = None
+    copy_meta: bool = False  # the copy keeps the object's metadata (attributes not known here)
     id: int | None = None
 
     @property
@@ -244,6 +250,7 @@ def _row_to_entry(row: sqlite3.Row) -> Entry:
     d["meta_only"] = bool(d["meta_only"])
     d["complete"] = bool(d["complete"])
     d["settled"] = bool(d["settled"])
+    d["copy_meta"] = bool(d["copy_meta"])
     return Entry(**d)
 
 
@@ -291,7 +298,8 @@ class Journal:
         self._db.executescript(SCHEMA)
         # journals written by earlier versions lack the newer columns
         have = {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}
-        for col, decl in (("rdev", "INTEGER NOT NULL DEFAULT 0"), ("copy_from", "TEXT"), ("copy_etag", "TEXT")):
+        for col, decl in (("rdev", "INTEGER NOT NULL DEFAULT 0"), ("copy_from", "TEXT"), ("copy_etag", "TEXT"),
+                          ("copy_meta", "INTEGER NOT NULL DEFAULT 0")):
             if col not in have:
                 self._db.execute(f"ALTER TABLE entries ADD COLUMN {col} {decl}")
         self._db.execute("CREATE INDEX IF NOT EXISTS entries_copy_from ON entries(copy_from)"
@@ -301,6 +309,22 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Several methods as one transaction (all or nothing, also across a crash);
+        nested uses join the outer one. No ``await`` inside: the journal is the trio
+        thread's."""
+        if self._db.conn.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def make_durable(self) -> None:
         """Force everything committed so far to stable storage."""
@@ -356,7 +380,7 @@ class Journal:
         else:  # the bytes are all in the cache now: a pending rename no longer needs its source
             self._db.execute(
                 "UPDATE entries SET meta_only = 0, dirty_gen = dirty_gen + 1, error = NULL, attempts = 0,"
-                " copy_from = NULL, copy_etag = NULL WHERE id = ?",
+                " copy_from = NULL, copy_etag = NULL, copy_meta = 0 WHERE id = ?",
                 (entry_id,),
             )
         row = self._db.execute("SELECT dirty_gen FROM entries WHERE id = ?", (entry_id,)).fetchone()
@@ -388,6 +412,14 @@ class Journal:
                 "SELECT * FROM entries WHERE path >= ? AND path < ?", (lo, hi)
             ).fetchall()
         return [_row_to_entry(r) for r in rows]
+
+    def pending_child_dirs(self, dir_path: str) -> set[str]:
+        """Names of the directories in ``dir_path`` with a pending entry somewhere below them
+        (e.g. a moved directory without a marker, whose keys are not under its new name yet)."""
+        prefix = dir_path + "/" if dir_path else ""
+        rows = self._db.execute("SELECT path FROM entries WHERE dirty_gen > uploaded_gen AND substr(path, 1, ?) = ?",
+                                (len(prefix), prefix)).fetchall()
+        return {rel.split("/", 1)[0] for (p,) in rows if "/" in (rel := p[len(prefix):])}
 
     def pending(self) -> list[Entry]:
         rows = self._db.execute("SELECT * FROM entries WHERE dirty_gen > uploaded_gen").fetchall()

@@ -1,34 +1,38 @@
-"""Moving a directory's keys in the bucket (rename(2) of a directory: --allow-delete, or
-only our own creations, SPEC §6).
+"""Moving a directory (rename(2) of a directory whose keys are in the bucket: with
+--allow-delete, or only our own creations, SPEC §6): recorded in the journal at once,
+carried out in the bucket later, like a file rename (``core.rename``, ``reconciler.moved``).
 
 The caller (``Renames.rename``) holds the source path in the reconciler
-(``ChangeSink.hold``): no upload or delete of anything below it is in flight or
-starts until the move is done, so the journal and the listing cannot change
-under it by our own doing. Then:
+(``ChangeSink.hold``): no upload or delete below it is in flight or starts until the
+move is recorded. Then:
 
-1. List every key below the old prefix (and below the new one, to find objects
-   a copy would replace). ``plan_moves`` (pure) decides per key:
-   - keys that cannot be shown (``a//b``, ``..``, a file hidden by a directory of
-     the same name) are **left in place** and logged (SPEC §3: never modified);
+1. Which keys are below the old prefix: one recursive LIST; when the endpoint does not
+   answer, what the cache knows (``known_below``), provided every directory below was
+   listed from the bucket at some time (else EIO: keys the mount never saw would be
+   left behind). ``split_listing`` and ``plan_moves`` (pure) decide per key:
+   - keys that cannot be shown (``a//b``, ``..``, a file hidden by a directory of the
+     same name) are left in place and logged (SPEC §3: never modified);
    - keys with a tombstone keep it (its own conditional delete runs later);
-   - a file with a pending *data* change is not copied: its entry moves and is
-     uploaded afterwards as a new key; the old key is deleted conditionally on
-     the entry's base (another writer's version there is kept);
-   - every other key is copied, conditional on the ETag it was listed with.
-2. Copy (``CopySourceIfMatch``; a source changed since the listing is HEADed and
-   copied in its new version; a vanished one is skipped). An object at the
-   destination the mount never showed is first kept as a conflict copy.
-3. In one journal transaction (no ``await``): entries move, each clean entry gets
-   the ETag of the copy *only if it holds those bytes* (else its cached data is
-   dropped), pending ones stay pending under the new path, and one tombstone per
-   old key records the ETag that was copied.
-4. Delete each old key conditionally on that ETag (``If-Match``, or HEAD then
-   DELETE on servers that ignore it). A 412 means another writer changed it after
-   the copy: their version stays under its name and a conflict is recorded. A
-   transient failure leaves the tombstone for the reconciler to retry.
+   - a file with pending local data, a symlink or special file known as such, or a file
+     already renamed (its bytes are elsewhere): its entry moves, and is uploaded (or
+     copied from where its bytes are) at the new path; the old key is deleted,
+     conditionally on the version the entry was based on;
+   - every other file becomes an entry at the new path whose bytes are the old key
+     (``copy_from``, ``copy_etag`` = the listed ETag): the reconciler copies it later,
+     then deletes the old key (that tombstone waits for the copy);
+   - a directory marker is uploaded at the new path (entry pending) and deleted at the old.
+2. Attributes of files never looked at: from the metadata cache, else fetched now
+   (HEADs, ``META_FETCHES`` in flight); if that fails, the copy keeps the object's own
+   metadata (``copy_meta``) and the file shows default attributes until it is copied.
+3. One journal transaction (``Journal.atomic``, no ``await``): entries move, tombstones
+   for the old keys, one for the old directory itself (it hides the old name, and its
+   delete waits for everything below). A directory without a marker shows at the new
+   path while anything below it is pending (``Journal.pending_child_dirs``).
 
-A failure in step 2 fails the rename with EIO before anything is deleted: some
-keys may then exist twice, none is lost.
+No request is made after step 2, so a crash leaves either nothing or everything
+recorded. Another writer's version that appears at an old key before its delete is
+kept (the delete is conditional; a conflict is recorded); one at a new key is kept
+under a conflict name before the copy replaces it (``MovedFiles``).
 """
 
 from __future__ import annotations
@@ -38,29 +42,33 @@ import stat
 import time
 from dataclasses import dataclass
 
+import trio
+
+from .. import attrs as attrs_mod
 from .. import keys
-from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, PutResult, StoreError
+from ..backend.base import NotFoundError, ObjectInfo, StoreError
 from ..cache.item import RemoteVersion
-from ..cache.journal import Conflict, Entry, Tombstone
+from ..cache.journal import Entry, Journal, Tombstone
 from ..errors import FsError
-from ..events import InvalidateInode, PathChanged
+from ..events import InvalidateInode
 from .context import CoreContext, log
 from .nodes import Node
 from .tree import Tree
 
+META_FETCHES = 16  # HEADs in flight for the attributes of files never looked at
+
 
 @dataclass
 class KeyMove:
-    """One listed key below the old directory and what happens to it."""
+    """One key below the old directory and what happens to it."""
 
     key: str
     path: str  # the mount path it stands for (a directory for a marker)
     kind: int  # S_IFDIR for a marker, else S_IFREG
-    etag: str  # as listed (updated if the source changed before the copy)
-    copy: bool  # copy to the new path (else only the entry moves)
+    etag: str  # as listed
+    copy: bool  # a new entry's bytes are this key, copied in the background
     delete_if: str | None  # delete the old key if it still holds this ETag; None: leave it
-    size: int = 0  # of the version ``etag``
-    result: PutResult | None = None  # the copy's result
+    size: int = 0
 
 
 def split_listing(old_prefix: str, old_path: str, objects: list[ObjectInfo]) -> tuple[
@@ -86,7 +94,7 @@ def split_listing(old_prefix: str, old_path: str, objects: list[ObjectInfo]) -> 
 
 def plan_moves(shown: list[tuple[ObjectInfo, str, int]], entries: dict[str, Entry],
                dead: set[tuple[str, int]]) -> list[KeyMove]:
-    """What to do with each shown key (see the module docstring)."""
+    """What to do with each shown key (step 1 of the module docstring)."""
     moves = []
     for o, path, kind in shown:
         is_dir_marker = kind == stat.S_IFDIR
@@ -96,7 +104,10 @@ def plan_moves(shown: list[tuple[ObjectInfo, str, int]], entries: dict[str, Entr
         e = entries.get(path)
         if e is not None and (e.kind == stat.S_IFDIR) != is_dir_marker:
             e = None
-        if e is not None and e.pending and not e.meta_only and not is_dir_marker:
+        if is_dir_marker:
+            moves.append(KeyMove(o.key, path, kind, o.etag, copy=False, delete_if=o.etag))
+        elif e is not None and (e.copy_from is not None or e.kind != stat.S_IFREG
+                                or (e.pending and not e.meta_only)):
             moves.append(KeyMove(o.key, path, kind, o.etag, copy=False, delete_if=e.base_etag, size=o.size))
         else:
             moves.append(KeyMove(o.key, path, kind, o.etag, copy=True, delete_if=o.etag, size=o.size))
@@ -104,7 +115,7 @@ def plan_moves(shown: list[tuple[ObjectInfo, str, int]], entries: dict[str, Entr
 
 
 class DirMoves:
-    """Moves a directory's keys, journal entries and nodes (steps 1-4 above)."""
+    """Moves a directory's journal entries and nodes; the bucket follows (see above)."""
 
     def __init__(self, ctx: CoreContext, tree: Tree) -> None:
         self.ctx = ctx
@@ -113,31 +124,86 @@ class DirMoves:
     async def move(self, src: Node, new_path: str, in_bucket: bool, *, only_ours: bool = False) -> None:
         """Move directory ``src`` and everything below it to ``new_path``. ``only_ours``
         (no --allow-delete): every key to move must be one this cache dir created and
-        nobody changed (SPEC §6), else EPERM before anything is copied; a source another
-        writer changes during the move is left in place under its old name."""
+        nobody changed (SPEC §6), else EPERM before anything is recorded."""
         old_path = src.path
         moves: list[KeyMove] = []
-        replaced: set[str] = set()
         if in_bucket:
-            moves, replaced = await self._copy_tree(old_path, new_path, only_ours)
-        self._move_journal(old_path, new_path, moves, replaced)
+            objects, online = await self._objects_below(src)
+            moves = self._plan(old_path, objects)
+            in_bucket = bool(objects)  # else nothing there to move, nor to hide
+            if only_ours:
+                foreign = [m.key for m in moves if m.delete_if is not None
+                           and not self.ctx.journal.created.ours(m.key, m.delete_if)]
+                if foreign:
+                    raise FsError(errno.EPERM, f"{old_path!r} holds {len(foreign)} object(s) this mount did "
+                                               f"not create (e.g. {foreign[0]!r}); renaming it deletes them: "
+                                               "mount with --allow-delete")
+            if online:
+                await self._fetch_attributes([m for m in moves if m.copy])
+        changed, tombstoned = self._move_journal(old_path, new_path, moves, in_bucket)
         for path, node in sorted(self.tree.table.by_path.items()):
             if path == old_path or keys.is_below(path, old_path):
                 self.tree.table.repath(node, keys.rebase(path, old_path, new_path))
                 if node.is_dir:
-                    node.listed_at = float("-inf")  # its keys moved: list the new prefix afresh
-        await self._delete_old_keys(old_path, new_path, [m for m in moves if m.delete_if is not None])
+                    node.listed_at = float("-inf")  # list the new prefix afresh
+        for entry_id in changed:
+            self.ctx.sink.changed(entry_id)
+        for path in tombstoned:
+            self.ctx.sink.tombstoned(path)
 
-    async def _copy_tree(self, old_path: str, new_path: str, only_ours: bool) -> tuple[list[KeyMove], set[str]]:
-        old_prefix = self.ctx.store.dir_key(old_path)
-        new_prefix = self.ctx.store.dir_key(new_path)
+    # ------------------------------------------------------------ steps 1 and 2
+
+    async def _objects_below(self, src: Node) -> tuple[list[ObjectInfo], bool]:
+        """The keys below ``src`` (and whether the bucket said so, or the cache)."""
         try:
-            below_old = await self.ctx.store.list_all(old_prefix, recursive=True)
-            shown, hidden = split_listing(old_prefix, old_path, below_old.objects)
-            existing = {o.key: o.etag for o in (await self.ctx.store.list_all(new_prefix, recursive=True)).objects}
+            listing = await self.ctx.store.list_all(self.ctx.store.dir_key(src.path), recursive=True)
+            return listing.objects, True
         except StoreError as exc:
-            log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
-            raise FsError(errno.EIO, str(exc)) from exc
+            known = self.known_below(src)
+            if known is None:
+                raise FsError(errno.EIO, f"cannot rename {src.path!r} now: the bucket does not answer ({exc}) "
+                                         "and the cache has not seen everything below it; try again "
+                                         "when the endpoint is back") from exc
+            log.info("renaming directory %r with what the cache knows (the bucket does not answer: %s)",
+                     src.path, exc)
+            return known, False
+
+    def known_below(self, src: Node) -> list[ObjectInfo] | None:
+        """The keys below ``src`` the cache knows of, or None if a directory below was never
+        listed from the bucket (nor created here): there may be keys it has not seen."""
+        store = self.ctx.store
+        found: dict[str, ObjectInfo] = {}
+
+        def walk(d: Node) -> bool:
+            e = self.tree.entry(d)
+            marker = self.ctx.journal.object_meta.latest(store.dir_key(d.path))
+            if e is not None and e.base_etag is not None:
+                found[store.dir_key(d.path)] = ObjectInfo(store.dir_key(d.path), 0, e.base_etag, 0.0)
+            elif e is None and marker is not None and marker[0] != "":  # the marker its listing saw
+                found[store.dir_key(d.path)] = ObjectInfo(store.dir_key(d.path), 0, marker[0], 0.0)
+            local_only = not d.remote and (e is None or e.base_etag is None)
+            if d.children is None or not (d.listed or local_only):
+                return False
+            for child in d.children.values():
+                if child.is_dir:
+                    if not walk(child):
+                        return False
+                    continue
+                ce = self.tree.entry(child)
+                etag = ce.base_etag if ce is not None else child.etag
+                if etag is not None:
+                    size = ce.size if ce is not None and not ce.pending else child.size
+                    found[store.key(child.path)] = ObjectInfo(store.key(child.path), size, etag,
+                                                              child.mtime_ns / 1e9)
+            return True
+
+        if not walk(src):
+            return None
+        return list(found.values())
+
+    def _plan(self, old_path: str, objects: list[ObjectInfo]) -> list[KeyMove]:
+        old_prefix = self.ctx.store.dir_key(old_path)
+        shown, hidden = split_listing(old_prefix, old_path, objects)
         if hidden:
             log.warning("rename of directory %r: %d key(s) below it cannot be shown (e.g. %r) and are left "
                         "in place, so %r stays in the bucket", old_path, len(hidden), hidden[0], old_path)
@@ -149,158 +215,174 @@ class DirMoves:
         t = self.ctx.journal.tombstone(old_path)
         if t is not None:
             dead.add((t.path, t.kind))
-        moves = plan_moves(shown, entries, dead)
-        if only_ours:
-            foreign = [m.key for m in moves if m.delete_if is not None
-                       and not self.ctx.journal.created.ours(m.key, m.delete_if)]
-            if foreign:
-                raise FsError(errno.EPERM, f"{old_path!r} holds {len(foreign)} object(s) this mount did not "
-                                           f"create (e.g. {foreign[0]!r}); renaming it deletes them: "
-                                           "mount with --allow-delete")
-        replaced: set[str] = set()  # new paths whose tombstone the copy carries out
-        try:
-            for m in moves:
-                if not m.copy:
-                    continue
-                dst_path = keys.rebase(m.path, old_path, new_path)
-                dst_key = new_prefix + m.key[len(old_prefix):]
-                tomb = self.ctx.journal.tombstone(dst_path)
-                seen = tomb.base_etag if tomb is not None else None
-                await self._copy_key(m, dst_key, dst_path, existing.get(dst_key), seen, only_ours)
-                if tomb is not None:
-                    replaced.add(dst_path)
-        except StoreError as exc:
-            log.warning("rename of directory %r failed in the bucket: %s", old_path, exc)
-            raise FsError(errno.EIO, f"rename of {old_path!r} failed in the bucket: {exc}") from exc
-        return moves, replaced
+        return plan_moves(shown, entries, dead)
 
-    async def _copy_key(self, m: KeyMove, dst_key: str, dst_path: str, dst_etag: str | None,
-                        seen: str | None, only_ours: bool) -> None:
-        """Copy ``m.key`` (conditional on ``m.etag``) to ``dst_key``. An object at the
-        destination the mount never showed (not ``seen``) is kept as a conflict copy first.
-        A source that vanished meanwhile is not copied (``m.copy`` becomes False), nor one
-        another writer changed when ``only_ours`` (it stays under its old name). The copy
-        is ours (cache.creations) when its source was and it replaced nothing or ours."""
-        created = self.ctx.journal.created
-        if m.kind == stat.S_IFDIR:
-            seen = dst_etag  # a directory marker holds no content: replacing one loses nothing
-        for _attempt in range(4):
-            if dst_etag is not None and dst_etag != seen:
-                await self.ctx.conflict_copies.keep_remote_version(
-                    dst_path, dst_etag, seen_etag=seen,
-                    local_to=f"bucket:{dst_key} (directory renamed over it)")
-                seen = dst_etag
-            try:
-                src_ours = created.ours(m.key, m.etag)
-                m.result = await self.ctx.store.copy_if_match(m.key, dst_key, m.etag, if_none_match=dst_etag is None)
-                if src_ours:
-                    created.after_write(dst_key, dst_etag, m.result.etag)
-                else:
-                    created.forget(dst_key)
-                return
-            except (PreconditionFailedError, NotFoundError):
+    def _attributes_known(self, m: KeyMove) -> bool:
+        node = self.tree.at(m.path)
+        if self.ctx.journal.get(m.path) is not None or (node is not None and node.meta_known
+                                                         and node.etag == m.etag):
+            return True
+        latest = self.ctx.journal.object_meta.latest(m.key)
+        return latest is not None and latest[0] == m.etag
+
+    async def _fetch_attributes(self, moves: list[KeyMove]) -> None:
+        """Step 2: HEAD the files whose attributes are not known (into the metadata cache)."""
+        unknown = [m for m in moves if not self._attributes_known(m)]
+        if not unknown:
+            return
+        limiter = trio.CapacityLimiter(META_FETCHES)
+
+        async def fetch(m: KeyMove) -> None:
+            async with limiter:
                 try:
                     info = await self.ctx.store.head(m.key)
-                    m.etag, m.size = info.etag, info.size
-                except NotFoundError:
-                    m.copy, m.delete_if = False, None  # gone: nothing to move
+                except (NotFoundError, StoreError) as exc:
+                    log.debug("HEAD %r before moving it failed (%s); the copy keeps its metadata", m.key, exc)
                     return
-                if only_ours:
-                    m.copy, m.delete_if = False, None  # another writer's version now: not ours to move
-                    return
-                try:
-                    dst_etag = (await self.ctx.store.head(dst_key)).etag
-                except NotFoundError:
-                    dst_etag = None
-                if m.kind == stat.S_IFDIR:
-                    seen = dst_etag
-                m.delete_if = m.etag
-        raise StoreError(f"{m.key!r} keeps changing in the bucket")
+                self.ctx.journal.object_meta.put(info.key, info.etag, info.last_modified, info.metadata)
 
-    def _move_journal(self, old_path: str, new_path: str, moves: list[KeyMove], replaced: set[str]) -> None:
-        """Step 3 of the module docstring; no ``await`` (one atomic step on the trio thread)."""
-        by_path = {(m.path, m.kind == stat.S_IFDIR): m for m in moves}
+        async with trio.open_nursery() as nursery:
+            for m in unknown:
+                nursery.start_soon(fetch, m)
+
+    # ------------------------------------------------------------ step 3
+
+    def _move_journal(self, old_path: str, new_path: str, moves: list[KeyMove],
+                      in_bucket: bool) -> tuple[list[int], list[str]]:
+        """Step 3; returns the entries to upload and the tombstones to carry out."""
+        journal = self.ctx.journal
         changed: list[int] = []
-        top = self.ctx.journal.get(old_path)
-        for e in self.ctx.journal.under(old_path) + ([top] if top is not None else []):
-            assert e.id is not None  # rows read from the journal always have one
-            m = by_path.get((e.path, e.kind == stat.S_IFDIR))
-            dst_path = keys.rebase(e.path, old_path, new_path)
-            tomb = self.ctx.journal.tombstone(dst_path)
-            dst_base = tomb.base_etag if tomb is not None and dst_path not in replaced else None
-            if m is not None and m.copy and m.result is not None:
-                if e.kind == stat.S_IFDIR or e.base_etag == m.etag:
-                    self.ctx.journal.update(e.id, base_etag=m.result.etag, base_version=m.result.version_id)
-                else:
-                    self._adopt_copied_version(e, m)  # the cache held another version
-            elif e.copy_from is not None:
-                # a renamed file whose copy is still to do: it moves on, its bytes stay where they are
-                self.ctx.journal.update(e.id, base_etag=dst_base)
-                changed.append(e.id)
-            elif (e.state.local_wins and (e.complete or not e.meta_only)) or e.kind == stat.S_IFDIR:
-                # local content (or a directory whose marker must exist): uploaded as a new key
-                self.ctx.items.move(e.id, dst_base)
-                changed.append(e.id)
-                if tomb is not None:
-                    self.ctx.journal.remove_tombstone(dst_path)
-            else:  # clean (or only a metadata change, bytes not cached), and gone from the bucket
-                self.tree.drop_entry(e)
-        # renamed files whose bytes were below the directory: they are under the new prefix now
-        for c in self.ctx.journal.copies_from_under(old_path):
-            assert c.id is not None and c.copy_from is not None  # rows read from the journal
-            m = by_path.get((c.copy_from, False))
-            if m is not None and m.copy and m.result is not None and m.etag == c.copy_etag:
-                self.ctx.journal.update(c.id, copy_from=keys.rebase(c.copy_from, old_path, new_path),
-                                        copy_etag=m.result.etag)
-        for p in replaced:
-            self.ctx.journal.remove_tombstone(p)
-        for m in moves:
-            if m.delete_if is not None:
-                self.ctx.journal.add_tombstone(Tombstone(m.path, stat.S_IFDIR if m.kind == stat.S_IFDIR
-                                                     else stat.S_IFREG, m.delete_if, time.time()))
-        self.ctx.journal.rename_subtree(old_path, new_path)
-        for entry_id in changed:
-            self.ctx.sink.changed(entry_id)
+        tombstoned: list[str] = []
+        files = {m.path: m for m in moves if m.kind != stat.S_IFDIR}
+        markers = {m.path: m for m in moves if m.kind == stat.S_IFDIR}
+        with journal.atomic():
+            top = journal.get(old_path)
+            entries = journal.under(old_path) + ([top] if top is not None else [])
+            have = {e.path for e in entries}
+            for e in entries:
+                assert e.id is not None  # rows read from the journal always have one
+                dst_base = self._take_over_target(keys.rebase(e.path, old_path, new_path))
+                if e.kind == stat.S_IFDIR:
+                    if e.path in markers or e.pending:
+                        self.ctx.items.move(e.id, dst_base)  # its marker goes up at the new path
+                        changed.append(e.id)
+                    elif in_bucket:
+                        self.tree.drop_entry(e)  # its marker is gone from the bucket
+                    continue
+                m = files.get(e.path)
+                if m is not None and m.copy:
+                    self._copy_later(e, m, dst_base)
+                    changed.append(e.id)
+                elif e.copy_from is not None:  # renamed before: its bytes stay where they are
+                    back_home(self.ctx.journal, e, keys.rebase(e.path, old_path, new_path), dst_base)
+                    changed.append(e.id)
+                elif e.state.local_wins and (e.complete or not e.meta_only):
+                    self.ctx.items.move(e.id, dst_base)  # local content: uploaded as a new key
+                    changed.append(e.id)
+                elif m is not None:  # a symlink or special file: put again at the new path
+                    self.ctx.items.move(e.id, dst_base)
+                    changed.append(e.id)
+                else:  # clean (or only a metadata change, bytes not cached), and gone from the bucket
+                    self.tree.drop_entry(e)
+            for m in files.values():
+                if m.copy and m.path not in have:
+                    e = self._new_copy_entry(m, self._take_over_target(keys.rebase(m.path, old_path, new_path)))
+                    assert e.id is not None  # saved
+                    changed.append(e.id)
+            changed += self._marker_entries(markers, have)
+            for m in moves:
+                if m.delete_if is not None:
+                    journal.add_tombstone(Tombstone(m.path, m.kind, m.delete_if, time.time()))
+                    tombstoned.append(m.path)
+            if tombstoned and journal.tombstone(old_path) is None:
+                # hides the old name until every key below is gone; deletes a marker if any
+                journal.add_tombstone(Tombstone(old_path, stat.S_IFDIR, None, time.time()))
+                tombstoned.append(old_path)
+            journal.rename_subtree(old_path, new_path)
+        return changed, tombstoned
 
-    def _adopt_copied_version(self, e: Entry, m: KeyMove) -> None:
-        """The bucket held another version than the cached one (another writer's, not yet
-        seen): the moved entry shows that version; the stale cached bytes are dropped."""
-        assert m.result is not None
-        assert e.id is not None  # rows read from the journal always have one
-        self.ctx.items.reset_to(e.id, RemoteVersion(m.result.etag, m.result.version_id, m.size))
-        node = self.tree.at(e.path)
-        if node is not None and node.entry_id == e.id:
-            node.etag = m.result.etag
-            node.size = m.size
-            node.meta_known = False
-            node.attr_time = float("-inf")
-            node.content_version += 1
-            self.ctx.events.publish(InvalidateInode(node.ino))
-        log.info("%r changed in the bucket before it was moved; the moved copy is that version", e.path)
+    def _take_over_target(self, dst_path: str) -> str | None:
+        """A tombstone at the new path (an object deleted there, not yet in the bucket):
+        the moved entry replaces that object instead. Returns its ETag (the new base)."""
+        tomb = self.ctx.journal.tombstone(dst_path)
+        if tomb is None:
+            return None
+        self.ctx.journal.remove_tombstone(dst_path)
+        return tomb.base_etag
 
-    async def _delete_old_keys(self, old_path: str, new_path: str, moves: list[KeyMove]) -> None:
-        """Step 4 of the module docstring."""
-        for m in moves:
-            try:
-                await self.ctx.store.delete_if_match(m.key, m.delete_if)
-            except NotFoundError:
-                pass
-            except PreconditionFailedError:
-                try:
-                    current = (await self.ctx.store.head(m.key)).etag
-                except (NotFoundError, StoreError):
-                    current = None
-                self.ctx.conflict_copies.record(
-                    Conflict(time=time.time(), path=m.path, kind="delete-refused", strategy="keep-both",
-                             local_etag=m.delete_if, remote_etag=current,
-                             local_to=f"renamed to {keys.rebase(m.path, old_path, new_path)}",
-                             remote_to=f"bucket:{m.key}", resolved=1),
-                    "conflict on %r: moved by a directory rename, but changed in the bucket meanwhile "
-                    "(%s → %s); that version is kept under its name", m.path, m.delete_if, current)
-                self.ctx.events.publish(PathChanged(m.path))
-            except StoreError as exc:
-                log.info("could not delete %r after moving it (%s); will retry", m.key, exc)
-                self.ctx.sink.tombstoned(m.path)
-                continue
-            self.ctx.journal.created.forget(m.key)
-            self.ctx.journal.remove_tombstone(m.path)
+    def _copy_later(self, e: Entry, m: KeyMove, dst_base: str | None) -> None:
+        """A file whose bytes are key ``m.key``: they are copied to the new key later."""
+        assert e.id is not None  # a row read from the journal
+        if e.base_etag != m.etag:  # the bucket has another version than the cached one: that one moves
+            self.ctx.items.reset_to(e.id, RemoteVersion(m.etag, None, m.size))
+            node = self.tree.at(e.path)
+            if node is not None and node.entry_id == e.id:
+                node.etag, node.size, node.meta_known = m.etag, m.size, False
+                node.content_version += 1
+                self.ctx.events.publish(InvalidateInode(node.ino))
+            log.info("%r changed in the bucket before it was moved; the moved file is that version", e.path)
+        self.ctx.journal.update(e.id, base_etag=dst_base, base_version=None, copy_from=e.path, copy_etag=m.etag)
+        now = self.ctx.journal.get_by_id(e.id)
+        if now is not None and not now.pending:
+            self.ctx.items.mark_changed(e.id, meta_only=True)
+
+    def _new_copy_entry(self, m: KeyMove, dst_base: str | None) -> Entry:
+        """An entry (still at the old path) for a file the cache holds nothing of."""
+        node = self.tree.at(m.path)
+        dflt = self.ctx.opt.defaults
+        e = Entry(path=m.path, kind=stat.S_IFREG, mode=dflt.file_mode, uid=dflt.uid, gid=dflt.gid,
+                  mtime_ns=node.mtime_ns if node is not None else time.time_ns(), size=m.size,
+                  base_etag=dst_base, complete=m.size == 0, last_used=time.time(),
+                  copy_from=m.path, copy_etag=m.etag)
+        latest = self.ctx.journal.object_meta.latest(m.key)
+        if node is not None and node.meta_known and node.etag == m.etag and node.kind == stat.S_IFREG:
+            e.mode, e.uid, e.gid, e.mtime_ns = node.mode, node.uid, node.gid, node.mtime_ns
+        elif latest is not None and latest[0] == m.etag and \
+                attrs_mod.kind_from_metadata(latest[2].metadata) == stat.S_IFREG:
+            a = attrs_mod.from_metadata(latest[2].metadata, stat.S_IFREG, float(latest[1]), dflt)
+            e.mode, e.uid, e.gid, e.mtime_ns = a.mode, a.uid, a.gid, a.mtime_ns
+        else:
+            e.copy_meta = True  # not known (or not a regular file): the copy keeps the object's metadata
+        self.ctx.journal.save(e)
+        self.ctx.items.mark_changed(e.saved_id, meta_only=True)
+        if node is not None and node.kind == stat.S_IFREG:
+            node.entry_id = e.id
+            node.etag = dst_base
+            if not e.copy_meta:
+                node.mode, node.uid, node.gid, node.mtime_ns = e.mode, e.uid, e.gid, e.mtime_ns
+                node.meta_known = True
+        return e
+
+    def _marker_entries(self, markers: dict[str, KeyMove], have: set[str]) -> list[int]:
+        """A pending entry for each directory marker without an entry: the marker goes up
+        at the new path. (A directory without a marker shows at the new path while
+        anything below it is pending: ``Journal.pending_child_dirs``.)"""
+        dflt = self.ctx.opt.defaults
+        pending = []
+        for d in sorted(set(markers) - have):
+            node = self.tree.at(d)
+            e = Entry(path=d, kind=stat.S_IFDIR, mode=node.mode if node is not None else dflt.dir_mode,
+                      uid=node.uid if node is not None else dflt.uid,
+                      gid=node.gid if node is not None else dflt.gid,
+                      mtime_ns=node.mtime_ns if node is not None else time.time_ns(), complete=True,
+                      last_used=time.time())
+            self.ctx.journal.save(e)
+            self.ctx.items.mark_changed(e.saved_id)
+            pending.append(e.saved_id)
+            if node is not None and node.is_dir:
+                node.entry_id = e.id
+        return pending
+
+
+def back_home(journal: Journal, e: Entry, new_path: str, dst_base: str | None) -> None:
+    """Renamed file ``e`` (its bytes are object ``copy_from``) moves to ``new_path`` with
+    base ``dst_base``. Back where its bytes are, it has nothing to copy: when the move
+    away was its one pending change, it is clean again."""
+    assert e.id is not None  # a row read from the journal
+    if (e.copy_from, e.copy_etag) != (new_path, dst_base):
+        journal.update(e.id, base_etag=dst_base, base_version=None)
+        return
+    only_renamed = e.dirty_gen == e.uploaded_gen + 1
+    journal.update(e.id, base_etag=dst_base, copy_from=None, copy_etag=None, copy_meta=0)
+    if only_renamed:  # its one pending change was the move away: clean again
+        journal.update(e.id, uploaded_gen=e.dirty_gen, meta_only=0)

@@ -150,9 +150,15 @@ class Listings:
         for name, e in by_name.items():
             if name in remote or e.state.local_wins or name in moved_on:
                 local.append(LocalChild(name, e.kind))
-            elif not self.tree.subtree_has_local_state(e):
+            elif self.tree.subtree_has_local_state(e):
+                local.append(LocalChild(name, e.kind))  # e.g. a moved directory whose keys are still to come
+            else:
                 self.tree.forget_deleted_remotely(e)  # clean copy of something the bucket no longer has
+        # a directory with pending entries below and none of its own (a moved directory
+        # without a marker, its keys still to be copied there)
         hidden = hidden_before | self.tree.tombstoned_names(d.path)
+        local += [LocalChild(name, stat.S_IFDIR) for name in self.ctx.journal.pending_child_dirs(d.path)
+                  if name not in by_name and name not in remote and name not in hidden]
         merged = merge_children(remote, local, hidden)
         old = d.children or {}
         new: dict[str, Node] = {}
@@ -185,6 +191,7 @@ class Listings:
                 self.ctx.events.publish(InvalidateEntry(d.ino, name))  # the kernel forgets the name too
         d.children = new
         d.listed_at = trio.current_time()
+        d.listed = True
         if marker or remote:
             d.remote = True
         return new
@@ -285,6 +292,11 @@ class Listings:
             if node is None or node.kind != e.kind:
                 node = self.tree.node_from(e.path, e.kind, None, e)
             children[name] = node
+        for name in self.ctx.journal.pending_child_dirs(d.path) - set(children) - hidden:
+            path = keys.join(d.path, name)
+            node = self.tree.at(path)
+            children[name] = node if node is not None and node.is_dir else \
+                self.tree.node_from(path, stat.S_IFDIR, None, None)
         d.children = children
         d.listed_at = float("-inf")
         return children

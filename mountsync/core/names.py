@@ -121,6 +121,7 @@ class Names:
         if kind == stat.S_IFDIR:
             node.children = {}
             node.listed_at = trio.current_time()
+            node.listed = True  # nothing below it when made (else the name would have existed)
         children[name] = node
         parent.mtime_ns = parent.ctime_ns = t
         return node

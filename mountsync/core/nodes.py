@@ -64,7 +64,7 @@ class Node:
         "etag", "meta_known", "attr_time", "nlookup", "open_count",
         "detached", "entry_id", "children", "listed_at", "remote", "target",
         "item", "reader", "content_version", "kernel_version",
-        "deferred_delete", "absent_at", "rdev",
+        "deferred_delete", "absent_at", "rdev", "listed",
     )
 
     def __init__(self, ino: int, kind: int, path: str, *, mode: int, uid: int, gid: int,
@@ -88,6 +88,7 @@ class Node:
         # directories
         self.children: dict[str, Node] | None = None  # None: never listed
         self.listed_at = float("-inf")
+        self.listed = False  # its children came from a bucket listing at least once (kept when moved)
         # names asked about one by one and found missing since the last listing → when
         self.absent_at: dict[str, float] | None = None
         self.remote = False  # exists in the bucket (object, marker or keys below)

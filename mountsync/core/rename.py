@@ -10,7 +10,8 @@
   reconciler copies it to the new key (conditional on its ETag), and only then
   deletes the old key, conditionally (its tombstone waits for the copy). So a
   file rename needs no request and survives outages and crashes like any other
-  change. A directory moves every key below it during the call (``core.dirmove``).
+  change. A directory moves the same way, every key below it (``core.dirmove``): one
+  LIST in the call (none when the endpoint is away and the cache knows the subtree).
 
 The whole rename runs under ``ChangeSink.hold`` of the source and target
 paths: no upload or delete of either (or of anything below a directory) is in
@@ -18,7 +19,7 @@ flight or starts meanwhile, so nothing lands under the old name behind the
 rename's back, and a delete of the target in flight is finished first.
 An object the copy would replace that the mount never showed (another
 writer's) is first kept under a conflict name (``ConflictCopies``, by the
-reconciler for a file, during the call for a directory).
+reconciler).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from ..backend.base import StoreError
 from ..cache.journal import Entry, Tombstone
 from ..errors import FsError
 from .context import CoreContext, log, now_ns
-from .dirmove import DirMoves
+from .dirmove import DirMoves, back_home
 from .listings import Listings
 from .nodes import Node
 from .tree import Tree
@@ -108,7 +109,8 @@ class Renames:
             self._drop_target(dst_parent, new_name, dst, dst_entry)
         if src.is_dir:
             await self.dirs.move(src, new_path, src_remote, only_ours=not self.ctx.opt.allow_delete)
-        elif src_remote and (e is None or not e.pending or e.meta_only):
+        elif (src_remote or (e is not None and e.copy_from is not None)) and (
+                e is None or not e.pending or e.meta_only):
             # unchanged bytes (a pending chmod/touch at most, which may have none cached):
             # moved at once; the reconciler copies the object in the bucket later
             self._move_clean_file(src, e, new_path, dst_base)
@@ -200,7 +202,6 @@ class Renames:
             e = self.tree.ensure_entry(src)
         assert e.id is not None  # a row read from the journal
         old_path = src.path
-        source = (e.copy_from, e.copy_etag) if e.copy_from is not None else (old_path, e.base_etag)
         self.tree.vacate(new_path, src)
         c = self.ctx.journal.open_conflict(old_path)
         if c is not None:  # the user moved the conflicted file away: that settles it
@@ -211,16 +212,12 @@ class Renames:
         if e.base_etag is not None:
             self.ctx.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
         self.ctx.journal.rename_subtree(old_path, new_path)
-        if source == (new_path, dst_base):  # back where its bytes are: nothing to copy
-            only_renamed = e.copy_from is not None and e.dirty_gen == e.uploaded_gen + 1
-            self.ctx.journal.update(e.id, base_etag=dst_base, copy_from=None, copy_etag=None)
-            if only_renamed:  # its one pending change was the move away: clean again
-                self.ctx.journal.update(e.id, uploaded_gen=e.dirty_gen, meta_only=0)
+        if e.copy_from is not None:  # renamed before: along a chain its bytes stay where they are
+            back_home(self.ctx.journal, e, new_path, dst_base)
         else:
             self.ctx.journal.update(e.id, base_etag=dst_base, base_version=None,
-                                    copy_from=source[0], copy_etag=source[1])
-            if e.copy_from is None:  # one generation for the copy (a chain adds none)
-                self.ctx.items.mark_changed(e.id, meta_only=True)
+                                    copy_from=old_path, copy_etag=e.base_etag)
+            self.ctx.items.mark_changed(e.id, meta_only=True)  # one generation for the copy
         self.tree.table.repath(src, new_path)
         src.etag = dst_base
         if e.base_etag is not None:

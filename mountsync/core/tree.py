@@ -265,6 +265,9 @@ class Tree:
         node = self.table.by_path.get(ev.path)
         e = self.ctx.journal.get_by_id(ev.entry_id)
         if node is None or node.entry_id != ev.entry_id or e is None:
+            if node is not None and node.entry_id == ev.entry_id:  # the entry is gone: ask the bucket
+                node.entry_id, node.etag, node.meta_known = None, None, False
+                self.ctx.events.publish(InvalidateInode(node.ino))
             self._relist_parent_of(ev.path)
             return
         node.size = e.size

@@ -33,7 +33,7 @@ from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, P
 from ..backend.bucket import Bucket
 from ..cache.item import Items
 from ..cache.journal import Conflict, Entry, Journal
-from ..events import PathChanged
+from ..events import EntryReset, PathChanged
 from .conflict import ConflictHandler, ResolvedElsewhere
 
 log = logging.getLogger("mountsync.reconciler")
@@ -46,7 +46,7 @@ class MovedFiles:
         self.items = items
         self.conflicts = conflicts
 
-    async def copy(self, e: Entry, key: str, metadata: dict[str, str]) -> PutResult:
+    async def copy(self, e: Entry, key: str, metadata: dict[str, str] | None) -> PutResult:
         """Steps 1-2 of the module docstring for entry ``e`` (``copy_from`` set) at ``key``.
         Raises ResolvedElsewhere when the source changed (see the module docstring)."""
         assert e.copy_from is not None
@@ -91,3 +91,15 @@ class MovedFiles:
         self.conflicts.events.publish(PathChanged(e.path))
         if e.copy_from is not None:
             self.conflicts.events.publish(PathChanged(e.copy_from))
+
+    def attributes_from_object(self, entry_id: int) -> None:
+        """A copy that kept the object's own metadata (``copy_meta``: the entry's attributes
+        were defaults, not known when it was moved) is done: the entry, clean now, goes
+        (the bucket holds its bytes; cached ranges go too), so that the next lookup takes
+        the attributes from the object."""
+        now = self.journal.get_by_id(entry_id)
+        if now is None or now.pending:
+            return
+        self.journal.delete(entry_id)
+        self.items.drop_if_closed(entry_id)
+        self.conflicts.events.publish(EntryReset(entry_id, now.path))

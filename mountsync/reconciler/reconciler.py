@@ -315,11 +315,16 @@ class Reconciler:
             # a rename's copy from this object is still to be done: ask again once it is due
             # (no request is made meanwhile; the copy's own retries carry any outage)
             now = trio.current_time()
-            copy = Upload(p.entry_id)
-            if item in self.forced and copy not in self.inflight:
-                self.forced.add(copy)  # a sync waits for the delete, so for the copy first
-                self.due[copy] = min(self.due.get(copy, now), now)
-            self.due[item] = max(now + COPY_POLL, self.due.get(copy, now))
+            if p.entry_id is None:
+                # a moved directory's marker: its keys below go first (at their own pace,
+                # unless a sync forces them all)
+                self.due[item] = now + (COPY_POLL if item in self.forced else max(COPY_POLL, self.delay))
+            else:
+                copy = Upload(p.entry_id)
+                if item in self.forced and copy not in self.inflight:
+                    self.forced.add(copy)  # a sync waits for the delete, so for the copy first
+                    self.due[copy] = min(self.due.get(copy, now), now)
+                self.due[item] = max(now + COPY_POLL, self.due.get(copy, now))
         except RenamedDuringUpload as r:
             self._renamed_during_upload(r)
             self.due[item] = trio.current_time() + (0 if item in self.forced else self.delay)

@@ -31,6 +31,7 @@ from ..backend.bucket import Bucket
 from ..cache.item import Items
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
+from ..events import PathChanged
 from .conflict import ConflictHandler, ResolvedElsewhere
 from .moved import MovedFiles
 
@@ -99,11 +100,14 @@ class Uploader:
             gen = e.dirty_gen
             source_ours = self.journal.created.ours(self.store.key(e.copy_from), e.copy_etag)
             try:
-                result = await self.moved.copy(e, key, metadata_for(e))
+                result = await self.moved.copy(e, key, None if e.copy_meta else metadata_for(e))
             except (PreconditionFailedError, NotFoundError) as exc:
                 raise StillChanging(f"{key!r} changed in the bucket during a rename's copy; will try again") \
                     from exc
-            return self._commit(entry_id, path_at_start, key, gen, result, source_ours=source_ours)
+            done = self._commit(entry_id, path_at_start, key, gen, result, source_ours=source_ours)
+            if e.copy_meta:
+                self.moved.attributes_from_object(entry_id)
+            return done
         elif e.meta_only and e.base_etag is not None:
             gen = e.dirty_gen
             result = await self._update_metadata(e, key)
@@ -327,6 +331,8 @@ class Uploader:
         waiting_for = self.journal.copy_pending_from(t.path, t.base_etag)
         if waiting_for is not None:
             raise CopyPending(waiting_for)
+        if t.kind == stat.S_IFDIR and (self.journal.tombstones_under(t.path) or self.journal.copies_from_under(t.path)):
+            raise CopyPending(None)  # a moved directory: its old name stays hidden until its keys are gone
         key = self.store.object_key(t.path, t.kind)
         try:
             await self.store.delete_if_match(key, t.base_etag)
@@ -339,6 +345,8 @@ class Uploader:
         self.journal.created.forget(key)
         if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
+            if t.kind == stat.S_IFDIR:  # keys may remain below it (deletes refused): list again
+                self.conflicts.events.publish(PathChanged(path))
 
 
 async def _conditional_write(key: str, base: str | None, write: Callable[..., Awaitable[PutResult]]) -> PutResult:
@@ -374,9 +382,10 @@ def first_store_error(group: BaseExceptionGroup) -> BaseException:
 
 class CopyPending(Exception):
     """The object a tombstone deletes (or an upload replaces) is still the source of a
-    renamed file's copy (entry ``entry_id``): that copy goes first."""
+    renamed file's copy (entry ``entry_id``): that copy goes first. ``None``: a directory
+    marker's delete that waits for the deletes and copies of the keys below it."""
 
-    def __init__(self, entry_id: int) -> None:
+    def __init__(self, entry_id: int | None) -> None:
         super().__init__(entry_id)
         self.entry_id = entry_id
 

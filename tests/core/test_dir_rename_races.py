@@ -1,8 +1,9 @@
 """Directory renames racing uploads and other writers (SPEC §6/§7, docs/SEMANTICS.md *Renames*).
 
-A directory rename with --allow-delete copies every key below the directory and deletes
-the old ones. Uploads of entries below it must neither be lost nor land under the old
-name, and another writer's version met on the way must be kept, never deleted.
+A directory rename with --allow-delete moves every key below the directory: the
+reconciler copies each and then deletes the old one. Uploads of entries below it must
+neither be lost nor land under the old name, and another writer's version met on the
+way must be kept, never deleted.
 """
 
 from __future__ import annotations
@@ -120,10 +121,10 @@ def test_dir_rename_keeps_other_writers_update_between_copy_and_delete(tmp_path,
             inner.put("d/f", b"other")
             gate.release()
 
+        await rig.rename("d", "e")  # the copy is the reconciler's, later
         async with trio.open_nursery() as n:
             n.start_soon(other_writer)
-            await rig.rename("d", "e")
-        res = await rig.sync()
+            res = await rig.sync()
         assert res.ok, res
         objects = inner.objects()
         assert objects["e/f"] == b"v1"

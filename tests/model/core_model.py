@@ -37,8 +37,9 @@ runs, conflict copies included, so users and other writers reach those too)
                             (each step with ``rename(2)``; the way back is skipped when ``d``
                             exists again). ``race``: "none"; "upload": a ``sync`` runs and the
                             first upload below ``d/`` is held in flight while the rename starts;
-                            "other": another writer puts a fresh version at the first key the
-                            rename copies, right after the copy (between copy and delete)
+                            "other": a ``sync`` follows the rename (which copies in the
+                            background), and another writer puts a fresh version at the first
+                            key it copies, right after the copy (between copy and delete)
 
 Every payload is unique (a counter), so every *version* (a file's whole
 content) is unique and is tracked by its bytes.
