@@ -236,3 +236,19 @@ def test_an_unseen_version_at_the_new_name_is_kept_unless_it_is_the_same_bytes(t
         assert list(kept.values()) == [b"another writer's b"], kept
 
     run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True, metadata_ttl=3600)
+
+
+def test_an_uncached_file_renamed_twice_keeps_its_bytes(tmp_path):
+    """Found with directory renames: the second rename of a file whose copy was still
+    pending took it for a local file and uploaded its (never fetched) bytes: zeros."""
+    mem = MemoryStore("b")
+    mem.put("theirs", BODY)
+
+    async def body(rig):
+        await rig.listdir("")
+        await rig.rename("theirs", "once")
+        await rig.rename("once", "twice")
+        await _sync_until_ok(rig)
+        assert mem.objects() == {"twice": BODY}
+
+    run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True)
