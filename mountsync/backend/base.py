@@ -252,6 +252,14 @@ class ObjectStore(Protocol):
         """Upload one part (numbers from 1); returns the part's ETag."""
         ...
 
+    def upload_part_copy(self, key: str, upload_id: str, part_number: int, src_key: str, start: int,
+                         length: int, *, if_match: str | None = None) -> str:
+        """One part copied from bytes ``[start, start + length)`` of ``src_key`` in the bucket
+        (UploadPartCopy, for objects too large for one CopyObject); ``if_match``: only if the
+        source still has that ETag (412 otherwise; best effort, like ``copy``). Returns the
+        part's ETag."""
+        ...
+
     def complete_multipart(
         self,
         key: str,
@@ -295,6 +303,23 @@ class ObjectStore(Protocol):
     def delete_many(self, keys: list[str]) -> list[str]:
         """Delete up to 1000 keys in one request; returns the keys that failed."""
         ...
+
+
+def first_store_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to report for a failed group of concurrent requests (parts): a permanent
+    StoreError if any (retrying cannot help), else a transient one, else the group itself."""
+    leaves = []
+
+    def walk(g: BaseExceptionGroup) -> None:
+        for exc in g.exceptions:
+            walk(exc) if isinstance(exc, BaseExceptionGroup) else leaves.append(exc)
+
+    walk(group)
+    store_errors = [e for e in leaves if isinstance(e, StoreError)]
+    for e in store_errors:
+        if not e.transient:
+            return e
+    return store_errors[0] if store_errors else group
 
 
 def hand_over(data: bytes, start: int, sink: Callable[[bytes, int], object], piece: int = PIECE) -> int:

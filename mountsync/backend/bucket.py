@@ -184,6 +184,11 @@ class Bucket:
     async def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
         return await self._run(self.sync.upload_part, key, upload_id, part_number, body)
 
+    async def upload_part_copy(self, key: str, upload_id: str, part_number: int, src_key: str, start: int,
+                               length: int, *, if_match: str | None = None) -> str:
+        return await self._run(self.sync.upload_part_copy, key, upload_id, part_number, src_key, start, length,
+                               if_match=if_match)
+
     async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
                                  if_match: str | None = None, if_none_match: bool = False) -> PutResult:
         return await self._run(self.sync.complete_multipart, key, upload_id, parts, if_match=if_match,

@@ -52,7 +52,7 @@ from .base import (
 )
 
 OPS = (
-    "check_bucket", "list_page", "head", "get", "put", "create_multipart", "upload_part",
+    "check_bucket", "list_page", "head", "get", "put", "create_multipart", "upload_part", "upload_part_copy",
     "complete_multipart", "abort_multipart", "list_multipart_uploads", "copy", "delete",
     "delete_many",
 )
@@ -350,6 +350,14 @@ class FaultyStore:
     def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
         return self._invoke(
             "upload_part", key, lambda: self.inner.upload_part(key, upload_id, part_number, body)
+        )
+
+    def upload_part_copy(self, key: str, upload_id: str, part_number: int, src_key: str, start: int,
+                         length: int, *, if_match: str | None = None) -> str:
+        return self._invoke(
+            "upload_part_copy", key,
+            lambda: self.inner.upload_part_copy(key, upload_id, part_number, src_key, start, length,
+                                                if_match=if_match),
         )
 
     def complete_multipart(self, key, upload_id, parts, *, if_match=None, if_none_match=False) -> PutResult:

@@ -290,6 +290,21 @@ class MemoryStore:
             upload.parts[part_number] = (etag, data)
         return etag
 
+    def upload_part_copy(self, key: str, upload_id: str, part_number: int, src_key: str, start: int,
+                         length: int, *, if_match: str | None = None) -> str:
+        self.stats.count("upload_part_copy")
+        if not 1 <= part_number <= 10000:
+            raise InvalidRequestError(f"part number {part_number} out of range", code="InvalidArgument")
+        with self._lock:
+            src = self._object_locked(src_key)
+            self._check_conditions_locked(src_key, if_match, False)  # If-Match is on the source
+            if start < 0 or length <= 0 or start + length > len(src.data):
+                raise InvalidRequestError(f"range {start}+{length} outside {src_key!r}", code="InvalidRange")
+            data = src.data[start:start + length]
+            etag = hashlib.md5(data).hexdigest()
+            self._upload_locked(key, upload_id).parts[part_number] = (etag, data)
+        return etag
+
     def complete_multipart(
         self,
         key: str,

@@ -382,6 +382,21 @@ class S3Store:
         )
         return normalize_etag(resp.get("ETag"))
 
+    def upload_part_copy(self, key: str, upload_id: str, part_number: int, src_key: str, start: int,
+                         length: int, *, if_match: str | None = None) -> str:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number,
+            "CopySource": {"Bucket": self.bucket, "Key": src_key},
+            "CopySourceRange": f"bytes={start}-{start + length - 1}",
+        }
+        if if_match is not None:
+            params["CopySourceIfMatch"] = _quoted(if_match)
+        resp = self._call(
+            "upload_part_copy", f"UploadPartCopy {src_key!r} -> {key!r} #{part_number}",
+            lambda: self._client.upload_part_copy(**params),
+        )
+        return normalize_etag((resp.get("CopyPartResult") or {}).get("ETag"))
+
     def complete_multipart(
         self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
         if_match: str | None = None, if_none_match: bool = False,

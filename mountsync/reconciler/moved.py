@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from ..backend.base import NotFoundError, ObjectInfo, PreconditionFailedError, PutResult
 from ..backend.bucket import Bucket
@@ -38,6 +39,9 @@ from .conflict import ConflictHandler, ResolvedElsewhere
 
 log = logging.getLogger("mountsync.reconciler")
 
+# (entry, source key, new key, metadata or None to keep the source's, if-none-match) → result
+PartCopier = Callable[[Entry, str, str, "dict[str, str] | None", bool], Awaitable[PutResult]]
+
 
 class MovedFiles:
     def __init__(self, store: Bucket, journal: Journal, items: Items, conflicts: ConflictHandler) -> None:
@@ -46,9 +50,11 @@ class MovedFiles:
         self.items = items
         self.conflicts = conflicts
 
-    async def copy(self, e: Entry, key: str, metadata: dict[str, str] | None) -> PutResult:
-        """Steps 1-2 of the module docstring for entry ``e`` (``copy_from`` set) at ``key``.
-        Raises ResolvedElsewhere when the source changed (see the module docstring)."""
+    async def copy(self, e: Entry, key: str, metadata: dict[str, str] | None,
+                   in_parts: PartCopier | None = None) -> PutResult:
+        """Steps 1-2 of the module docstring for entry ``e`` (``copy_from`` set) at ``key``
+        (``in_parts``: how a file too large for one CopyObject is copied). Raises
+        ResolvedElsewhere when the source changed (see the module docstring)."""
         assert e.copy_from is not None
         src_key = self.store.key(e.copy_from)
         current = await self.store.head_or_none(key)
@@ -57,6 +63,8 @@ class MovedFiles:
             await self.conflicts.copies.keep_remote_version(
                 e.path, current.etag, seen_etag=e.base_etag, local_to=f"bucket:{key} (renamed over it)")
         try:
+            if in_parts is not None:
+                return await in_parts(e, src_key, key, metadata, current is None)
             return await self.store.copy_if_match(src_key, key, e.copy_etag, metadata,
                                                   if_none_match=current is None)
         except (PreconditionFailedError, NotFoundError):

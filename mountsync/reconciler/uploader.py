@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from .. import attrs as attrs_mod
-from ..backend.base import Body, NotFoundError, PreconditionFailedError, PutResult, StoreError
+from ..backend.base import Body, NotFoundError, PreconditionFailedError, PutResult, StoreError, first_store_error
 from ..backend.bucket import Bucket
 from ..cache.item import Items
 from ..cache.journal import Entry, Journal
@@ -34,6 +34,8 @@ from ..etags import expected_etag, part_size_for
 from ..events import PathChanged
 from .conflict import ConflictHandler, ResolvedElsewhere
 from .moved import MovedFiles
+
+COPY_PART = 512 * 1024**2  # part size of a copy in parts (at most 10,000 parts; larger ones grow)
 
 log = logging.getLogger("mountsync.reconciler")
 
@@ -53,6 +55,7 @@ class UploadSettings:
     multipart_threshold: int = 64 * 1024**2
     part_size: int = 16 * 1024**2
     part_concurrency: int = 4
+    copy_limit: int = 5 * 1024**3  # larger renamed files are copied in parts (S3's CopyObject limit)
 
 
 def metadata_for(e: Entry) -> dict[str, str]:
@@ -99,8 +102,9 @@ class Uploader:
             # renamed, bytes unchanged: the bucket copies them from where they are
             gen = e.dirty_gen
             source_ours = self.journal.created.ours(self.store.key(e.copy_from), e.copy_etag)
+            copier = self._copy_in_parts if e.size > self.s.copy_limit else None
             try:
-                result = await self.moved.copy(e, key, None if e.copy_meta else metadata_for(e))
+                result = await self.moved.copy(e, key, None if e.copy_meta else metadata_for(e), copier)
             except (PreconditionFailedError, NotFoundError) as exc:
                 raise StillChanging(f"{key!r} changed in the bucket during a rename's copy; will try again") \
                     from exc
@@ -210,7 +214,8 @@ class Uploader:
             if size >= self.s.multipart_threshold:
                 async def multipart_once(base: str | None) -> PutResult:
                     await self._check_base(key, base)
-                    return await self._multipart(e, key, snap, size, md, base)
+                    return await self._multipart(
+                        e, key, md, lambda upload_id: self._send_parts(e, key, upload_id, snap, size, base))
 
                 return await self._resolving(e, key, snap, multipart_once), gen
             # a body factory, not a leak: _put_resolving closes each body it opens
@@ -237,10 +242,12 @@ class Uploader:
         log.info("%r already holds this version (an upload finished before a restart)", key)
         return PutResult(etag=remote.etag, version_id=remote.version_id)
 
-    async def _multipart(self, e: Entry, key: str, snap: str, size: int, md: dict, base: str | None) -> PutResult:
-        """One multipart upload. Its id is committed to the journal before the first part
-        and removed only after Complete or a successful Abort; an abort that fails leaves
-        the row for the reconciler to retry (``abort_recorded``), also after a restart."""
+    async def _multipart(self, e: Entry, key: str, md: dict,
+                         send: Callable[[str], Awaitable[PutResult]]) -> PutResult:
+        """One multipart upload (``send(upload_id)`` sends the parts and completes it). Its
+        id is committed to the journal before the first part and removed only after
+        Complete or a successful Abort; an abort that fails leaves the row for the
+        reconciler to retry (``abort_recorded``), also after a restart."""
         upload_id = await self.store.create_multipart(key, md)
         try:
             self.journal.add_multipart(upload_id, key, e.id)
@@ -250,7 +257,7 @@ class Uploader:
             raise
         self.active_uploads.add(upload_id)
         try:
-            result = await self._send_parts(e, key, upload_id, snap, size, base)
+            result = await send(upload_id)
         except BaseException:
             self.active_uploads.discard(upload_id)
             with trio.CancelScope(shield=True):
@@ -265,6 +272,41 @@ class Uploader:
         except OSError as exc:  # disk full: a later abort meets NoSuchUpload and removes the row
             log.info("could not record that the multipart upload of %r finished: %s", key, exc)
         return result
+
+    async def _copy_in_parts(self, e: Entry, src_key: str, key: str, metadata: dict[str, str] | None,
+                             if_none_match: bool) -> PutResult:
+        """A renamed file too large for one CopyObject (over ``copy_limit``, 5 GiB on S3):
+        a multipart upload whose parts are UploadPartCopy ranges of ``src_key``, each
+        conditional on the ETag the rename recorded, ``part_concurrency`` in flight."""
+        assert e.copy_etag is not None  # only renamed files are copied
+        source = await self.store.head(src_key)  # also for servers that ignore CopySourceIfMatch
+        if source.etag != e.copy_etag or source.size != e.size:
+            raise PreconditionFailedError(f"{src_key!r} is no longer the renamed version")
+        md = (source.metadata or {}) if metadata is None else metadata
+        size, part_size = e.size, part_size_for(e.size, min(self.s.copy_limit, COPY_PART))
+        count = -(-size // part_size)
+
+        async def send(upload_id: str) -> PutResult:
+            etags: dict[int, str] = {}
+            limiter = trio.Semaphore(self.s.part_concurrency)
+
+            async def one(num: int) -> None:
+                async with limiter:
+                    off = (num - 1) * part_size
+                    etags[num] = await self.store.upload_part_copy(
+                        key, upload_id, num, src_key, off, min(part_size, size - off), if_match=e.copy_etag)
+                    self.progress[e.saved_id] = (len(etags) * part_size, size)
+
+            try:
+                async with trio.open_nursery() as n:
+                    for num in range(1, count + 1):
+                        n.start_soon(one, num)
+            except BaseExceptionGroup as group:
+                raise first_store_error(group) from None
+            parts = [(num, etags[num]) for num in range(1, count + 1)]
+            return await self.store.complete_multipart(key, upload_id, parts, if_none_match=if_none_match)
+
+        return await self._multipart(e, key, md, send)
 
     async def _send_parts(self, e: Entry, key: str, upload_id: str, snap: str, size: int,
                           base: str | None) -> PutResult:
@@ -361,23 +403,6 @@ async def _conditional_write(key: str, base: str | None, write: Callable[..., Aw
         if isinstance(exc, NotFoundError) and base is None:
             raise
         raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
-
-
-def first_store_error(group: BaseExceptionGroup) -> BaseException:
-    """The error to report for a failed group of part uploads: a permanent StoreError
-    if any (retrying cannot help), else a transient one, else the group itself."""
-    leaves = []
-
-    def walk(g: BaseExceptionGroup) -> None:
-        for exc in g.exceptions:
-            walk(exc) if isinstance(exc, BaseExceptionGroup) else leaves.append(exc)
-
-    walk(group)
-    store_errors = [e for e in leaves if isinstance(e, StoreError)]
-    for e in store_errors:
-        if not e.transient:
-            return e
-    return store_errors[0] if store_errors else group
 
 
 class CopyPending(Exception):

@@ -304,6 +304,30 @@ def test_multipart_round_trip_and_etag(store):
     assert store.list_multipart_uploads() == []
 
 
+def test_upload_part_copy_assembles_ranges_of_another_object(store):
+    src = b"".join(bytes([i]) * MiB for i in range(11))  # 11 MiB, each MiB distinct
+    store.put("src", src, {"mode": "33188"})
+    etag = store.head("src").etag
+    upload_id = store.create_multipart("dst", {"mode": "33261"})
+    parts = [(1, store.upload_part_copy("dst", upload_id, 1, "src", 0, 5 * MiB, if_match=etag)),
+             (2, store.upload_part_copy("dst", upload_id, 2, "src", 5 * MiB, 5 * MiB, if_match=etag)),
+             (3, store.upload_part_copy("dst", upload_id, 3, "src", 10 * MiB, MiB))]
+    assert parts[0][1] == md5(src[:5 * MiB])
+    res = store.complete_multipart("dst", upload_id, parts, if_none_match=True)
+    assert res.etag == md5(b"".join(bytes.fromhex(e) for _, e in parts)) + "-3"
+    assert store.get("dst") == src
+    assert store.head("dst").metadata == {"mode": "33261"}
+    assert store.get("src") == src  # the source is untouched
+    assert store.list_multipart_uploads() == []
+
+
+def test_upload_part_copy_of_a_missing_source(store):
+    upload_id = store.create_multipart("dst2")
+    with pytest.raises(NotFoundError):
+        store.upload_part_copy("dst2", upload_id, 1, "no-such-source", 0, 10)
+    store.abort_multipart("dst2", upload_id)
+
+
 def test_multipart_abort(store):
     upload_id = store.create_multipart("ab")
     store.upload_part("ab", upload_id, 1, b"x" * 100)

@@ -33,13 +33,15 @@ runs, conflict copies included, so users and other writers reach those too)
 ``("restart",)``            crash + restart on the same cache dir (journal and data survive)
 ``("crash", k, when)``      ``sync``, and the daemon crashes at the k-th store request it
                             makes: the request is made ("after") or not ("before")
+``("offline_rename", p, q)`` a local rename while the endpoint is cut for the mount
 ``("mvdir", race)``         the user renames directory ``d`` to a fresh name ``mN`` and back
                             (each step with ``rename(2)``; the way back is skipped when ``d``
                             exists again). ``race``: "none"; "upload": a ``sync`` runs and the
                             first upload below ``d/`` is held in flight while the rename starts;
                             "other": a ``sync`` follows the rename (which copies in the
                             background), and another writer puts a fresh version at the first
-                            key it copies, right after the copy (between copy and delete)
+                            key it copies, right after the copy (between copy and delete);
+                            "offline": both renames while the endpoint is cut for the mount
 
 Every payload is unique (a counter), so every *version* (a file's whole
 content) is unique and is tracked by its bytes.
@@ -299,7 +301,7 @@ class Model(Operations):
             for j, a in enumerate(args):
                 if isinstance(a, str) and a.startswith("#"):
                     args[j] = files[int(a[1:]) % len(files)] if files else PATHS[0]
-            if kind == "rename" and args[0] == args[1]:
+            if kind in ("rename", "offline_rename") and args[0] == args[1]:
                 return f"{args[0]!r} onto itself: skipped"
             note = f"[{', '.join(map(repr, args))}] "
         return note + await getattr(self, "op_" + kind)(*args)

@@ -7,8 +7,10 @@ after it; the returned line goes into the trace."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -45,6 +47,9 @@ class Operations:
             try:
                 if race == "upload":
                     note = await self._rename_during_upload(hook, name)
+                elif race == "offline":
+                    with self.offline():
+                        await self.rig.rename("d", name)
                 else:
                     await self.rig.rename("d", name)
                     if race == "other":
@@ -71,7 +76,8 @@ class Operations:
         if await self.rig.exists("d"):
             return note + f"moved d to {name} ({before}); d exists again: {await self.files_below('d')}"
         try:
-            await self.rig.rename(name, "d")
+            with self.offline() if race == "offline" else contextlib.nullcontext():
+                await self.rig.rename(name, "d")
         except FsError as exc:
             # d reappeared meanwhile: a key below it that was not ours to delete (another
             # writer's) became visible again once the move's deletes were done
@@ -156,10 +162,24 @@ class Operations:
         assert after != seen, f"{path!r} still shows {seen!r} after unlink"
         return f"removed {seen!r}; now {after!r}"
 
-    async def op_rename(self, src: str, dst: str) -> str:
+    @contextlib.contextmanager
+    def offline(self) -> Iterator[None]:
+        """The endpoint is cut for the mount (not for other writers) inside the block."""
+        self.store.down = True
+        try:
+            yield
+        finally:
+            self.store.down = False
+
+    async def op_offline_rename(self, src: str, dst: str) -> str:
+        """A rename while the endpoint is cut (what the user saw is read before the cut)."""
+        return await self.op_rename(src, dst, offline=True)
+
+    async def op_rename(self, src: str, dst: str, offline: bool = False) -> str:
         seen_src, seen_dst = await self.view(src), await self.view(dst)
         try:
-            await self.rig.rename(src, dst)
+            with self.offline() if offline else contextlib.nullcontext():
+                await self.rig.rename(src, dst)
         except FsError as exc:
             return await self._refused(exc, {src: seen_src, dst: seen_dst}, src)
         assert seen_src is not None, f"rename of {src!r} succeeded but it was not visible"

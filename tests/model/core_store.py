@@ -20,7 +20,8 @@ class ModelStore(MemoryStore):
     """The bucket. The mount's calls pass through ``_gate``, which can simulate a daemon
     crash at the k-th call of a ``sync`` (``arm``): that call is made ("after") or not
     ("before") and held while the test restarts the daemon; every later call fails
-    without reaching the bucket. Other writers bypass the gate (``OtherWriter``)."""
+    without reaching the bucket; and an outage (``down``). Other writers bypass the gate
+    (``OtherWriter``)."""
 
     def __init__(self) -> None:
         super().__init__("b")
@@ -44,8 +45,11 @@ class ModelStore(MemoryStore):
         self._release.set()
 
     hook: RaceHook | None = None
+    down = False  # the endpoint is cut: every call of the mount fails (other writers still reach it)
 
     def _gate(self, method: str, *args, **kwargs):
+        if self.down:
+            raise TransientError("the endpoint is down")
         hook = self.hook
         if hook is not None:
             hook.before(method, args)
@@ -84,7 +88,8 @@ class ModelStore(MemoryStore):
         return outcome[1]
 
 
-for _method in ("list_page", "head", "get", "put", "create_multipart", "upload_part", "complete_multipart",
+for _method in ("list_page", "head", "get", "put", "create_multipart", "upload_part", "upload_part_copy",
+                "complete_multipart",
                 "abort_multipart", "copy", "delete", "delete_many"):
     setattr(ModelStore, _method, functools.partialmethod(ModelStore._gate, _method))
 

@@ -28,7 +28,8 @@ operations = st.one_of(
     st.tuples(st.just("rename"), paths, paths).filter(lambda op: op[1] != op[2] or op[1].startswith("#")),
     st.just(("restart",)),
     st.tuples(st.just("crash"), st.integers(1, 12), st.sampled_from(["after", "before"])),
-    st.tuples(st.just("mvdir"), st.sampled_from(["none", "upload", "other"])),
+    st.tuples(st.just("mvdir"), st.sampled_from(["none", "upload", "other", "offline"])),
+    st.tuples(st.just("offline_rename"), paths, paths).filter(lambda op: op[1] != op[2] or op[1].startswith("#")),
 )
 # program lengths spread over 1..25 (a plain st.lists averages about 6 operations)
 programs = st.integers(1, 25).flatmap(lambda n: st.lists(operations, min_size=n, max_size=n))

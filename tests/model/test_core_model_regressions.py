@@ -156,3 +156,18 @@ def test_regression_background_directory_renames(allow_log):
     run_program([("write", "d/e.txt"), ("mvdir", "other")], Params(strategy="remote-wins"), resolve="both")
     run_program([("write", "d/e.txt"), ("put", "d/e.txt", "future"), ("mvdir", "none"), ("mvdir", "none")],
                 Params(strategy="local-wins"), resolve="remote")
+
+
+@pytest.mark.parametrize("allow_delete", [True, False])
+def test_renames_while_the_endpoint_is_cut(allow_delete, allow_log):
+    """Renames of uploaded files and directories (and chains of them) with the endpoint
+    cut, then other writers, crashes and restarts, like the random programs."""
+    allow_log(ALLOWED_LOGS[0].pattern)
+    params = Params(allow_delete=allow_delete)
+    run_program([("write", "d/e.txt"), ("sync",), ("mvdir", "offline"), ("sync",)], params)
+    run_program([("write", "a.txt"), ("sync",), ("offline_rename", "a.txt", "b.txt"),
+                 ("offline_rename", "b.txt", "c"), ("restart",), ("sync",)], params)
+    run_program([("put", "a.txt", None), ("offline_rename", "a.txt", "d/e.txt"), ("mvdir", "offline"),
+                 ("put", "d/e.txt", "future"), ("crash", 2, "after"), ("sync",)], params)
+    run_program([("write", "d/e.txt"), ("sync",), ("offline_rename", "d/e.txt", "a.txt"),
+                 ("delete", "d/e.txt"), ("restart",), ("offline_rename", "a.txt", "d/e.txt"), ("sync",)], params)
