@@ -53,6 +53,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -494,6 +495,17 @@ class Journal:
 
     def update_tombstone(self, path: str, **changes) -> None:
         self._db.update_row("tombstones", "path", path, changes)
+
+    def take_tombstone(self, path: str, kind: int) -> str | None:
+        """Something of ``kind`` takes ``path`` where a delete is pending. A tombstone for the
+        same key (a file's, or a directory's marker) is taken over: that object is replaced,
+        not deleted; returns the ETag it was to delete. One for the other key (a directory
+        marker under a file's new name, or the reverse) stays, and None is returned."""
+        t = self.tombstone(path)
+        if t is None or (t.kind == stat.S_IFDIR) != (kind == stat.S_IFDIR):
+            return None
+        self.remove_tombstone(path)
+        return t.base_etag
 
     def remove_tombstone(self, path: str) -> None:
         self._db.execute("DELETE FROM tombstones WHERE path = ?", (path,))

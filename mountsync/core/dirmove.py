@@ -261,7 +261,7 @@ class DirMoves:
             have = {e.path for e in entries}
             for e in entries:
                 assert e.id is not None  # rows read from the journal always have one
-                dst_base = self._take_over_target(keys.rebase(e.path, old_path, new_path))
+                dst_base = self._take_over_target(keys.rebase(e.path, old_path, new_path), e.kind)
                 if e.kind == stat.S_IFDIR:
                     if e.path in markers or e.pending:
                         self.ctx.items.move(e.id, dst_base)  # its marker goes up at the new path
@@ -286,10 +286,11 @@ class DirMoves:
                     self.tree.drop_entry(e)
             for m in files.values():
                 if m.copy and m.path not in have:
-                    e = self._new_copy_entry(m, self._take_over_target(keys.rebase(m.path, old_path, new_path)))
+                    e = self._new_copy_entry(
+                        m, self._take_over_target(keys.rebase(m.path, old_path, new_path), stat.S_IFREG))
                     assert e.id is not None  # saved
                     changed.append(e.id)
-            changed += self._marker_entries(markers, have)
+            changed += self._marker_entries(markers, have, old_path, new_path)
             for m in moves:
                 if m.delete_if is not None:
                     journal.add_tombstone(Tombstone(m.path, m.kind, m.delete_if, time.time()))
@@ -301,14 +302,10 @@ class DirMoves:
             journal.rename_subtree(old_path, new_path)
         return changed, tombstoned
 
-    def _take_over_target(self, dst_path: str) -> str | None:
+    def _take_over_target(self, dst_path: str, kind: int) -> str | None:
         """A tombstone at the new path (an object deleted there, not yet in the bucket):
         the moved entry replaces that object instead. Returns its ETag (the new base)."""
-        tomb = self.ctx.journal.tombstone(dst_path)
-        if tomb is None:
-            return None
-        self.ctx.journal.remove_tombstone(dst_path)
-        return tomb.base_etag
+        return self.ctx.journal.take_tombstone(dst_path, kind)
 
     def _copy_later(self, e: Entry, m: KeyMove, dst_base: str | None) -> None:
         """A file whose bytes are key ``m.key``: they are copied to the new key later."""
@@ -353,7 +350,8 @@ class DirMoves:
                 node.meta_known = True
         return e
 
-    def _marker_entries(self, markers: dict[str, KeyMove], have: set[str]) -> list[int]:
+    def _marker_entries(self, markers: dict[str, KeyMove], have: set[str], old_path: str,
+                        new_path: str) -> list[int]:
         """A pending entry for each directory marker without an entry: the marker goes up
         at the new path. (A directory without a marker shows at the new path while
         anything below it is pending: ``Journal.pending_child_dirs``.)"""
@@ -365,7 +363,8 @@ class DirMoves:
                       uid=node.uid if node is not None else dflt.uid,
                       gid=node.gid if node is not None else dflt.gid,
                       mtime_ns=node.mtime_ns if node is not None else time.time_ns(), complete=True,
-                      last_used=time.time())
+                      last_used=time.time(),
+                      base_etag=self._take_over_target(keys.rebase(d, old_path, new_path), stat.S_IFDIR))
             self.ctx.journal.save(e)
             self.ctx.items.mark_changed(e.saved_id)
             pending.append(e.saved_id)

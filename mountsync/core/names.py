@@ -105,15 +105,14 @@ class Names:
             # follows unless one is in flight, so what is decided below holds)
             await self.ctx.sink.wait_path_idle(path)
         self._claim_name(parent, children, name, path)
-        tomb = self.ctx.journal.tombstone(path)
-        base = tomb.base_etag if tomb is not None and tomb.kind == kind else None
+        # over a pending delete of the same key (a symlink replacing a file too), the new
+        # entry replaces that object: it is its base
+        base = self.ctx.journal.take_tombstone(path, kind)
         t = now_ns()
         e = Entry(path=path, kind=kind, mode=stat.S_IMODE(mode), uid=uid, gid=gid, mtime_ns=t,
                   size=0, base_etag=base, target=target, dirty_gen=1, complete=True,
                   last_used=time.time(), settled=base is not None)
         self.ctx.journal.save(e)
-        if tomb is not None:
-            self.ctx.journal.remove_tombstone(path)
         node = self.tree.table.new(kind, path, mode=e.mode, uid=uid, gid=gid, mtime_ns=t)
         node.entry_id = e.id
         node.meta_known = True

@@ -104,7 +104,7 @@ class Renames:
         if dst is not None and dst.is_dir and self.tree.protected(dst, dst_entry) and not self.ctx.opt.allow_delete:
             raise FsError(errno.EPERM, f"replacing {dst.path!r} would delete it from the bucket")
         # the remote version the target key holds now, which an upload there must replace
-        dst_base = self._target_base(new_path, dst, dst_entry)
+        dst_base = self._target_base(new_path, src.kind, dst, dst_entry)
         if dst is not None:
             self._drop_target(dst_parent, new_name, dst, dst_entry)
         if src.is_dir:
@@ -145,19 +145,22 @@ class Renames:
             return False
         return bool(page.objects or page.prefixes)
 
-    def _target_base(self, path: str, dst: Node | None, dst_entry: Entry | None) -> str | None:
+    def _target_base(self, path: str, kind: int, dst: Node | None, dst_entry: Entry | None) -> str | None:
         if dst_entry is not None:
             return dst_entry.base_etag
         if dst is not None:
             return dst.etag
-        tomb = self.ctx.journal.tombstone(path)
-        return tomb.base_etag if tomb is not None else None
+        tomb = self.ctx.journal.tombstone(path)  # of the same key (not a marker under a file's name)
+        return tomb.base_etag if tomb is not None and (tomb.kind == stat.S_IFDIR) == (kind == stat.S_IFDIR) \
+            else None
 
     def _drop_target(self, parent: Node, name: str, dst: Node, dst_entry: Entry | None) -> None:
         """The target is replaced: forget its local state (its remote object is overwritten
         by the source's upload, or deleted for a directory marker)."""
         if dst.is_dir and self.tree.remote_exists(dst, dst_entry):
-            self.ctx.journal.add_tombstone(Tombstone(dst.path, stat.S_IFDIR, None, time.time()))
+            # the marker's ETag when known: whatever takes the name over replaces that marker
+            marker = dst_entry.base_etag if dst_entry is not None else None
+            self.ctx.journal.add_tombstone(Tombstone(dst.path, stat.S_IFDIR, marker, time.time()))
             self.ctx.sink.tombstoned(dst.path)
         if dst_entry is not None:
             assert dst_entry.id is not None  # a row read from the journal
@@ -176,9 +179,7 @@ class Renames:
         if c is not None:  # the user moved the conflicted edit away: that settles it
             assert c.id is not None  # a row read from the journal
             self.ctx.journal.update_conflict(c.id, resolved=1, local_to=f"renamed to {new_path}")
-        tomb = self.ctx.journal.tombstone(new_path)
-        if tomb is not None:
-            self.ctx.journal.remove_tombstone(new_path)
+        self.ctx.journal.take_tombstone(new_path, src.kind)
         if src_remote:
             self.ctx.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
         self.ctx.journal.rename_subtree(old_path, new_path)
@@ -207,8 +208,7 @@ class Renames:
         if c is not None:  # the user moved the conflicted file away: that settles it
             assert c.id is not None  # a row read from the journal
             self.ctx.journal.update_conflict(c.id, resolved=1, local_to=f"renamed to {new_path}")
-        if self.ctx.journal.tombstone(new_path) is not None:
-            self.ctx.journal.remove_tombstone(new_path)
+        self.ctx.journal.take_tombstone(new_path, src.kind)
         if e.base_etag is not None:
             self.ctx.journal.add_tombstone(Tombstone(old_path, src.kind, e.base_etag, time.time()))
         self.ctx.journal.rename_subtree(old_path, new_path)

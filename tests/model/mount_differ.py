@@ -192,10 +192,11 @@ def clear(root: Path) -> None:
 class Differ:
     """Applies ops to the mount and the local dir; compares outcomes and trees."""
 
-    def __init__(self, mnt, local: Path, s3=None) -> None:
+    def __init__(self, mnt, local: Path, s3=None, proxy=None) -> None:
         self.mnt = mnt
         self.local = local
         self.s3 = s3
+        self.proxy = proxy  # in front of the endpoint: ("cut",) and ("restore",) steps
         self.ops: list[tuple] = []
         self.log_offset = 0  # daemon.log is checked from here on
         self.stats: Counter[str] = Counter()  # "op:ok" / "op:ERRNO" over the whole run
@@ -211,6 +212,12 @@ class Differ:
         if op[0] in ("wait", "nap"):
             self.stats[op[0]] += 1
             time.sleep(TTL_WAIT if op[0] == "wait" else op[1] if len(op) > 1 else NAP)
+            return None
+        if op[0] in ("cut", "restore"):
+            if self.proxy is None:
+                raise AssertionError(f"{op[0]} needs the proxy")
+            self.stats[op[0]] += 1
+            self.proxy.cut() if op[0] == "cut" else self.proxy.restore()
             return None
         if op[0] == "other_put":
             self.stats["other_put"] += 1
@@ -333,13 +340,13 @@ class Differ:
         self.ops = []
 
 
-def run_ops(mnt, local: Path, ops: list[tuple], s3=None, tree_after_each_op: bool = True) -> None:
+def run_ops(mnt, local: Path, ops: list[tuple], s3=None, tree_after_each_op: bool = True, proxy=None) -> None:
     """Replay an explicit op list against the mount and ``local``, checking as the machine does;
     at the end a sync (+ bucket check), a wait past the TTL and a last tree comparison.
 
     ``tree_after_each_op=False`` compares the trees only after ``sync``/``wait`` and at the end:
     for races whose window (an upload in flight) is shorter than reading both trees."""
-    d = Differ(mnt, local, s3)
+    d = Differ(mnt, local, s3, proxy)
     d.reset()
     d.check_tree(" at the start")
     for op in ops:

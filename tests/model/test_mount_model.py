@@ -47,6 +47,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from tests.model.mount_differ import EXPLICIT_HI, EXPLICIT_LO, Differ, fmt_op, snapshot
+from tests.support.proxy import Proxy
 
 pytestmark = [pytest.mark.model, pytest.mark.fuse, pytest.mark.moto]
 
@@ -151,6 +152,16 @@ class MountVsLocal(RuleBasedStateMachine):
             # shows the other writer's key only after the TTL
             self.differ.step(("wait",))
 
+    @rule(d=st.data(), dst=st.one_of(paths, st.just("m")))
+    def offline_rename(self, d, dst):
+        """A rename (of a file, a symlink or a directory) while the endpoint is cut: the
+        mount must do it from what it knows, as the local directory does."""
+        self.differ.step(("cut",))
+        try:
+            self.differ.step(("rename", self.pick(d), dst))
+        finally:
+            self.differ.step(("restore",))
+
     @rule(p=paths)
     def mkdir(self, p):
         self.differ.step(("mkdir", p))
@@ -195,20 +206,31 @@ class MountVsLocal(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def model_mount(mount, tmp_path):
-    m = mount(*MOUNT_OPTIONS)
+def model_proxy(moto_endpoint):
+    """In front of the endpoint; ``offline_rename`` cuts it. Set up before the mount, so
+    closed after the mount's teardown (which uploads what is pending)."""
+    proxy = Proxy(moto_endpoint)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def model_mount(model_proxy, mount, tmp_path):
+    m = mount(*MOUNT_OPTIONS, endpoint=model_proxy.endpoint)
     local = tmp_path / "local"
     local.mkdir()
-    return m, local
+    yield m, local, model_proxy
+    if model_proxy.is_cut:
+        model_proxy.restore()
 
 
 def test_mount_matches_local_dir(model_mount, s3):
-    m, local = model_mount
+    m, local, proxy = model_mount
 
     class Machine(MountVsLocal):
         pass
 
-    Machine.differ = Differ(m, local, s3)
+    Machine.differ = Differ(m, local, s3, proxy)
     run_state_machine_as_test(
         Machine,
         settings=settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, derandomize=DERANDOMIZE,

@@ -237,3 +237,28 @@ def test_attributes_never_seen_survive_a_move_during_an_outage(tmp_path):
         assert (st.mode & 0o7777, st.uid, st.gid) == (0o755, 1234, 99)
 
     run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=3600)
+
+
+def test_a_file_made_at_the_old_name_of_a_moved_directory(tmp_path):
+    """Found by the mount model: a file (or symlink) made at the old name took over the
+    moved directory's tombstone, so its marker was never deleted and the old directory
+    came back after the move (and hid the new file: a directory wins its name)."""
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    _bucket(mem)
+
+    async def body(rig):
+        await _list_all(rig, "data")
+        store.set_down(True)  # nothing of the move is carried out before the new file exists
+        await rig.rename("data", "moved")
+        await rig.write_file("data", b"a file now")
+        await rig.symlink("data-link", "moved/f001.bin")
+        store.set_down(False)
+        await _sync_until_ok(rig)
+        want = _moved("moved")
+        want["data"] = b"a file now"
+        assert {k: v for k, v in mem.objects().items() if k != "data-link"} == want
+        assert sorted(await rig.listdir("")) == ["data", "data-link", "moved"]
+        assert await rig.read_file("data") == b"a file now"
+
+    run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=0)

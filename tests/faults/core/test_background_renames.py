@@ -325,3 +325,22 @@ def test_another_writer_replaces_a_big_file_before_its_copy_in_parts(tmp_path, a
         assert mem.list_multipart_uploads() == []
 
     run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True)
+
+
+def test_a_symlink_made_where_a_renamed_file_was(tmp_path):
+    """Found by the mount model: a symlink made at the old name of a file whose rename was
+    not copied yet did not take over its key (a pending delete of a file, not of a
+    symlink), so its upload met the old object and made a conflict copy."""
+    mem = MemoryStore("b")
+    mem.put("f", BODY)
+
+    async def body(rig):
+        await rig.listdir("")
+        await rig.rename("f", "g")
+        await rig.symlink("f", "g")
+        await _sync_until_ok(rig)
+        assert mem.objects().keys() == {"f", "g"} and mem.objects()["g"] == BODY
+        assert await rig.readlink("f") == "g"
+        assert rig.stack.journal.conflicts() == []
+
+    run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True)
