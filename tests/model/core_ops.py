@@ -125,7 +125,18 @@ class Operations:
             return "no upload below d to race with; "
         return "renamed while an upload below d was in flight; "
 
+    async def parent_for(self, path: str) -> str:
+        """Like ``mkdir -p``: the directory of ``path`` may be gone (a directory without a
+        marker vanishes with its last key, e.g. after it was moved away and came back
+        with another writer's key only); a program writing there makes it first."""
+        parent = path.rpartition("/")[0]
+        if parent and not await self.rig.exists(parent):
+            await self.rig.mkdir(parent)
+            return f"(made {parent}) "
+        return ""
+
     async def op_write(self, path: str) -> str:
+        note = await self.parent_for(path)
         seen = await self.view(path)
         data = self.fresh("local")
         await self.rig.write_file(path, data)
@@ -133,9 +144,10 @@ class Operations:
         self.make_live(data, f"written locally to {path}")
         got = await self.view(path)
         assert got == data, f"wrote {data!r} to {path!r}, read back {got!r}"
-        return f"saw {seen!r}, wrote {data!r}"
+        return note + f"saw {seen!r}, wrote {data!r}"
 
     async def op_append(self, path: str) -> str:
+        note = await self.parent_for(path)
         seen = await self.view(path)
         token = self.fresh("local")
         if seen is None:
@@ -148,7 +160,7 @@ class Operations:
         self.make_live(new, f"appended locally to {path}")
         got = await self.view(path)
         assert got == new, f"appended to {path!r}: expected {new!r}, read back {got!r}"
-        return f"saw {seen!r}, now {new!r}"
+        return note + f"saw {seen!r}, now {new!r}"
 
     async def op_unlink(self, path: str) -> str:
         seen = await self.view(path)
@@ -176,17 +188,18 @@ class Operations:
         return await self.op_rename(src, dst, offline=True)
 
     async def op_rename(self, src: str, dst: str, offline: bool = False) -> str:
+        note = await self.parent_for(dst) if await self.view(src) is not None else ""
         seen_src, seen_dst = await self.view(src), await self.view(dst)
         try:
             with self.offline() if offline else contextlib.nullcontext():
                 await self.rig.rename(src, dst)
         except FsError as exc:
-            return await self._refused(exc, {src: seen_src, dst: seen_dst}, src)
+            return note + await self._refused(exc, {src: seen_src, dst: seen_dst}, src)
         assert seen_src is not None, f"rename of {src!r} succeeded but it was not visible"
         self.retire(seen_dst)
         got = await self.view(dst)
         assert got == seen_src, f"after rename {src!r}→{dst!r}, {dst!r} shows {got!r}, not {seen_src!r}"
-        return f"moved {seen_src!r} over {seen_dst!r}"
+        return note + f"moved {seen_src!r} over {seen_dst!r}"
 
     async def _refused(self, exc: FsError, seen: dict[str, bytes | None], src: str) -> str:
         name = errno.errorcode.get(exc.errno, str(exc.errno))
