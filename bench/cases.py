@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import cases_io, cases_meta
+from bench import cases_io, cases_meta, cases_rename
 from bench.context import Sizes
 from bench.stats import MiB, Ref, Target, fmt_size
 
@@ -94,6 +94,17 @@ def groups(sizes: Sizes, write_back_delay: float = 1.0) -> list[Group]:
                               f"{fmt_size(sizes.append_base)} object", unit="B",
                 targets=(Target("< 200 MiB", limit=200 * MiB, strict=True),)),
         ), PEERS, cases_meta.rss, profiles=("loopback",)),  # memory does not depend on latency
+        Group("rename", (
+            Row("rename_call", f"`mv` of a directory of {_n(sizes.rename_files)} uploaded files: until mv returns",
+                targets=(Target("≤ 0.1 s", limit=0.1),)),
+            Row("rename_bucket", "… until the bucket holds only the new keys"),
+        ), ("native", *PEERS), cases_rename.rename_dir),
+        Group("rename_offline", (
+            Row("rename_offline_call", "… the same `mv` with the endpoint refusing connections: until mv returns",
+                targets=(Target("≤ 0.1 s", limit=0.1),)),
+            Row("rename_offline_bucket", "… then until the bucket holds only the new keys (from the endpoint's "
+                                         "return)"),
+        ), ("mountsync",), cases_rename.rename_offline),
         Group("tar", (
             Row("tar_x", f"`tar -x` of a {_n(sizes.tar_files)}-file archive (until tar exits)"),
         ), ("native", *PEERS), cases_io.tar_x),

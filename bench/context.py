@@ -41,6 +41,7 @@ class Sizes:
     tar_files: int = 2000
     git_files: int = 1500
     git_commits: int = 30
+    rename_files: int = 1000
     warm_wait: float = 10.0
     samples: int = 3
     timeout: float = 600.0  # one sample of one system
@@ -49,7 +50,7 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(big=16 * MiB, small_count=50, ls_counts=(100, 500), rand_object=32 * MiB, pending=100,
                    rss_list=2000, append_base=32 * MiB, append_size=4 * MiB, tar_files=50, git_files=40,
-                   git_commits=3, warm_wait=10.0, samples=1, timeout=20.0)
+                   git_commits=3, rename_files=100, warm_wait=10.0, samples=1, timeout=20.0)
 
 
 @dataclass
