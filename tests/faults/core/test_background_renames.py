@@ -344,3 +344,27 @@ def test_a_symlink_made_where_a_renamed_file_was(tmp_path):
         assert rig.stack.journal.conflicts() == []
 
     run_rig(body, tmp_path, mem, write_back_delay=60, allow_delete=True)
+
+
+def test_renamed_over_another_pending_rename(tmp_path):
+    """mv a b; mv c b, both before any copy (endpoint down): b ends as c's bytes; a's
+    bytes are gone as a local rename over them would make them (b replaced), and no old
+    key stays."""
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    mem.put("a", b"A" * 1000)
+    mem.put("c", b"C" * 1000)
+
+    async def body(rig):
+        await rig.listdir("")
+        store.set_down(True)
+        await rig.rename("a", "b")
+        await rig.rename("c", "b")
+        assert sorted(await rig.listdir("")) == ["b"]
+        store.set_down(False)
+        assert await rig.read_file("b") == b"C" * 1000
+        await _sync_until_ok(rig)
+        assert mem.objects() == {"b": b"C" * 1000}
+        assert rig.stack.journal.conflicts() == []
+
+    run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=3600)
