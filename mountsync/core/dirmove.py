@@ -332,7 +332,11 @@ class DirMoves:
                   base_etag=dst_base, complete=m.size == 0, last_used=time.time(),
                   copy_from=m.path, copy_etag=m.etag)
         latest = self.ctx.journal.object_meta.latest(m.key)
-        if node is not None and node.meta_known and node.etag == m.etag and node.kind == stat.S_IFREG:
+        if node is not None and node.meta_known and node.etag == m.etag and node.kind != stat.S_IFREG:
+            # a symlink, FIFO, socket or device known as such: put again at the new key
+            e.kind, e.target, e.rdev, e.copy_from, e.copy_etag = node.kind, node.target, node.rdev, None, None
+            e.mode, e.uid, e.gid, e.mtime_ns, e.complete = node.mode, node.uid, node.gid, node.mtime_ns, True
+        elif node is not None and node.meta_known and node.etag == m.etag:
             e.mode, e.uid, e.gid, e.mtime_ns = node.mode, node.uid, node.gid, node.mtime_ns
         elif latest is not None and latest[0] == m.etag and \
                 attrs_mod.kind_from_metadata(latest[2].metadata) == stat.S_IFREG:
@@ -341,8 +345,8 @@ class DirMoves:
         else:
             e.copy_meta = True  # not known (or not a regular file): the copy keeps the object's metadata
         self.ctx.journal.save(e)
-        self.ctx.items.mark_changed(e.saved_id, meta_only=True)
-        if node is not None and node.kind == stat.S_IFREG:
+        self.ctx.items.mark_changed(e.saved_id, meta_only=e.copy_from is not None)
+        if node is not None and node.kind == e.kind:
             node.entry_id = e.id
             node.etag = dst_base
             if not e.copy_meta:

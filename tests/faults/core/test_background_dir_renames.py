@@ -262,3 +262,30 @@ def test_a_file_made_at_the_old_name_of_a_moved_directory(tmp_path):
         assert await rig.read_file("data") == b"a file now"
 
     run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=0)
+
+
+def test_symlinks_known_only_from_the_bucket_move_as_symlinks(tmp_path):
+    """A symlink another tool stored (s3fs convention: the body is the target, the mode
+    says symlink) that the mount has looked at moves as a symlink, shown as one at once."""
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    mem.put("d/link", b"../elsewhere/target", {"mode": str(0o120777)})
+    mem.put("d/file", b"F")
+
+    async def body(rig):
+        await rig.listdir("d")
+        assert await rig.readlink("d/link") == "../elsewhere/target"
+        store.set_down(True)
+        await rig.rename("d", "e")
+        assert sorted(await rig.listdir("e")) == ["file", "link"]
+        assert stat.S_ISLNK((await rig.stat("e/link")).mode)
+        assert await rig.readlink("e/link") == "../elsewhere/target"
+        store.set_down(False)
+        assert sorted(await rig.listdir("e")) == ["file", "link"]  # listed again, nothing copied yet
+        assert stat.S_ISLNK((await rig.stat("e/link")).mode)
+        await _sync_until_ok(rig)
+        assert mem.objects() == {"e/link": b"../elsewhere/target", "e/file": b"F"}
+        assert int(mem.head("e/link").metadata["mode"]) & 0o170000 == 0o120000
+        assert await rig.readlink("e/link") == "../elsewhere/target"
+
+    run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=0)
