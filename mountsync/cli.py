@@ -64,20 +64,38 @@ def _add_mount_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(*names, action="store_true", default=None, help=opt.help)
         else:
             p.add_argument(*names, type=_flag_type(opt), metavar=opt.metavar, help=opt.help)
-    p.add_argument("--config", metavar="FILE", help="YAML file of options (flags win over it)")
+    p.add_argument("--config", metavar="FILE", help="YAML file of options; flags win over it (default: none)")
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+
+def version_text() -> str:
+    """``mountsync 0.1.0 (Python 3.11.2, pyfuse3 3.4.0, boto3 1.35.0)``: what a bug report needs."""
+    from importlib import metadata
+
+    from . import __version__
+
+    parts = [f"Python {sys.version.split()[0]}"]
+    for dist in ("pyfuse3", "boto3"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist} not installed")
+    return f"mountsync {__version__} ({', '.join(parts)})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mountsync", description="Mount an S3 bucket as a local folder.")
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="show the version (and those of Python, pyfuse3 and boto3) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("mount", help="mount BUCKET[/PREFIX/] at MOUNTPOINT")
     p.add_argument("source", metavar="BUCKET[/PREFIX/]")
     p.add_argument("mountpoint")
     _add_mount_options(p)
-    p.add_argument("--debug", action="store_true", dest="debug_mount")
+    p.add_argument("--debug", action="store_true", dest="debug_mount",
+                   help="verbose logs (request level) and tracebacks (default: off)")
 
     p = sub.add_parser("unmount", help="upload what is pending, then unmount")
     p.add_argument("mountpoint")

@@ -79,6 +79,9 @@ class MountConfig:
     conditional_writes: str = "auto"  # auto: probe once per cache dir; yes/no: trust this
     writeback_cache: bool = False  # kernel writeback cache: faster writes, but the kernel then ignores
     # size changes made by other writers (see docs/ARCHITECTURE.md)
+    noexec: bool = False  # the kernel's mount flags (mount(8) -o noexec,nosuid,nodev)
+    nosuid: bool = False
+    nodev: bool = False
 
     def resolved_cache_dir(self) -> str:
         """The cache dir: ``--cache-dir`` or one per (endpoint, bucket, prefix) under XDG_CACHE_HOME."""
@@ -301,16 +304,24 @@ _TRI = ("auto", "yes", "no")
 _SSE = ("AES256", "aws:kms")
 
 OPTIONS: dict[str, Option] = {o.key: o for o in (
-    Option("prefix", _text, _FREE, "mount only the keys under this prefix (same as BUCKET/PREFIX/)"),
-    Option("region", _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*"), "a region name like us-east-1", "the bucket's region"),
-    Option("endpoint-url", _url, "a URL like https://host:port", "an S3-compatible endpoint", metavar="URL"),
-    Option("force-path-style", _bool, _BOOL, "path-style addressing (most S3-compatible servers)", boolean=True),
-    Option("profile", _pattern(r"\S+"), "a profile name without spaces", "AWS profile for credentials"),
-    Option("no-sign-request", _bool, _BOOL, "anonymous access (public buckets)", boolean=True),
-    Option("read-only", _bool, _BOOL, "no writes at all", boolean=True),
-    Option("allow-delete", _bool, _BOOL, "let unlink, rmdir and renames of existing objects reach the bucket",
+    Option("prefix", _text, _FREE,
+           "mount only the keys under this prefix, same as BUCKET/PREFIX/ (default: the whole bucket)"),
+    Option("region", _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*"), "a region name like us-east-1",
+           "the bucket's region (default: from the AWS configuration)"),
+    Option("endpoint-url", _url, "a URL like https://host:port",
+           "an S3-compatible endpoint (default: AWS S3)", metavar="URL"),
+    Option("force-path-style", _bool, _BOOL,
+           "path-style addressing, for most S3-compatible servers (default: off)", boolean=True),
+    Option("profile", _pattern(r"\S+"), "a profile name without spaces",
+           "AWS profile for credentials (default: the AWS default chain)"),
+    Option("no-sign-request", _bool, _BOOL, "anonymous access, for public buckets (default: off)", boolean=True),
+    Option("read-only", _bool, _BOOL, "no writes at all (default: off)", boolean=True),
+    Option("allow-delete", _bool, _BOOL,
+           "let unlink, rmdir and renames of objects this mount did not create reach the bucket (default: off)",
            boolean=True),
-    Option("cache-dir", _text, _FREE, "where the write-back cache lives", metavar="DIR"),
+    Option("cache-dir", _text, _FREE,
+           "where the write-back cache and its journal live "
+           "(default: ~/.cache/mountsync/BUCKET-HASH, under $XDG_CACHE_HOME if set)", metavar="DIR"),
     Option("max-cache-size", _size(), _SIZE, "limit for clean cached data (default 10G)", metavar="SIZE"),
     Option("write-back-delay", _seconds(0), _SECS, "upload this long after the last close (default 5)",
            metavar="SECONDS"),
@@ -322,25 +333,40 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
            "an uncached read fails with EIO after this long without the endpoint (default 30)", metavar="SECONDS"),
     Option("conflict-strategy", _choice(*CONFLICT_STRATEGIES), _one_of(CONFLICT_STRATEGIES),
            "what to do when the bucket changed under a local edit (default keep-both)", metavar="STRATEGY"),
-    Option("fsync-upload", _bool, _BOOL, "fsync also waits for the upload", boolean=True),
-    Option("uid", _whole(0, MAX_ID), _ID, "owner of objects without metadata"),
-    Option("gid", _whole(0, MAX_ID), _ID, "group of objects without metadata"),
+    Option("fsync-upload", _bool, _BOOL, "fsync also waits for the upload (default: off)", boolean=True),
+    Option("uid", _whole(0, MAX_ID), _ID, "owner of objects without metadata (default: the mounting user)"),
+    Option("gid", _whole(0, MAX_ID), _ID, "group of objects without metadata (default: the mounting user's group)"),
     Option("file-mode", _mode, _MODE, "mode of files without metadata (default 0644)", metavar="MODE"),
     Option("dir-mode", _mode, _MODE, "mode of directories without metadata (default 0755)", metavar="MODE"),
-    Option("allow-other", _bool, _BOOL, "let other users access the mount", boolean=True),
-    Option("allow-root", _bool, _BOOL, "let root access the mount", boolean=True),
+    Option("allow-other", _bool, _BOOL, "let other users access the mount (default: off)", boolean=True),
+    Option("allow-root", _bool, _BOOL, "let root access the mount (default: off)", boolean=True),
+    Option("noexec", _bool, _BOOL, "programs on the mount cannot be run: the mount flag (default: off)", boolean=True),
+    Option("nosuid", _bool, _BOOL,
+           "set-user-ID and set-group-ID bits have no effect: the mount flag (default: on, as FUSE sets it)",
+           boolean=True),
+    Option("nodev", _bool, _BOOL,
+           "device files on the mount cannot be opened: the mount flag (default: on, as FUSE sets it)", boolean=True),
     Option("storage-class", _pattern(r"[A-Za-z0-9_-]+"), "a storage class name like STANDARD_IA",
-           "storage class of new objects", metavar="CLASS"),
-    Option("sse", _choice(*_SSE), _one_of(_SSE), "server-side encryption of new objects"),
-    Option("sse-kms-key-id", _text, _FREE, "KMS key for --sse aws:kms", metavar="KEY"),
-    Option("foreground", _bool, _BOOL, "stay in the foreground", boolean=True),
+           "storage class of new objects (default: the bucket's, STANDARD on AWS)", metavar="CLASS"),
+    Option("sse", _choice(*_SSE), _one_of(_SSE), "server-side encryption of new objects (default: the bucket's)"),
+    Option("sse-kms-key-id", _text, _FREE, "KMS key for --sse aws:kms (default: the AWS managed key)", metavar="KEY"),
+    Option("foreground", _bool, _BOOL,
+           "stay in the foreground (default: off: the daemon detaches once mounted)", boolean=True),
     Option("log-file", _text, _FREE, "log here (default: daemon.log in the cache dir)", metavar="FILE"),
     Option("debug", _bool, _BOOL, flag=False, boolean=True),  # a flag of its own (see cli.py)
-    Option("upload-workers", _whole(1, 64), "a whole number from 1 to 64", flag=False),
-    Option("multipart-threshold", _size(5 * _MiB), "a size of at least 5M, like 64M", flag=False),
-    Option("part-size", _size(5 * _MiB, 5 * 1024 * _MiB), "a size from 5M to 5G, like 16M", flag=False),
-    Option("conditional-writes", _choice(*_TRI), _one_of(_TRI), flag=False),
-    Option("writeback-cache", _bool, _BOOL, flag=False, boolean=True),
+    Option("upload-workers", _whole(1, 64), "a whole number from 1 to 64",
+           "uploads, copies and deletes in flight at once (default 8)", metavar="N"),
+    Option("multipart-threshold", _size(5 * _MiB), "a size of at least 5M, like 64M",
+           "files this large or larger are uploaded in parts (default 64M)", metavar="SIZE"),
+    Option("part-size", _size(5 * _MiB, 5 * 1024 * _MiB), "a size from 5M to 5G, like 16M",
+           "size of each part of a multipart upload; more for files over 10,000 parts (default 16M)",
+           metavar="SIZE"),
+    Option("conditional-writes", _choice(*_TRI), _one_of(_TRI),
+           "does the server honour If-Match/If-None-Match? auto: probe once per cache dir (default auto)",
+           metavar="auto|yes|no"),
+    Option("writeback-cache", _bool, _BOOL,
+           "the kernel's writeback cache: faster writes, but size changes by other writers may be missed "
+           "(default: off)", boolean=True),
 )}
 
 

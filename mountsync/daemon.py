@@ -165,8 +165,9 @@ class Daemon:
         self.stack = Stack.open(self.config, self.store)
         adapter = fuse.FuseAdapter(self.stack.fs, writeback_cache=self.config.writeback_cache)
         source = f"{self.config.bucket}/{self.config.prefix}" if self.config.prefix else self.config.bucket
+        flags = tuple(f for f in ("noexec", "nosuid", "nodev") if getattr(self.config, f))
         opts = fuse.mount_options(source, allow_other=self.config.allow_other,
-                                  allow_root=self.config.allow_root, read_only=self.config.read_only)
+                                  allow_root=self.config.allow_root, read_only=self.config.read_only, flags=flags)
         try:
             fuse.init(adapter, self.config.mountpoint, opts)
         except RuntimeError as exc:

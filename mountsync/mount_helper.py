@@ -13,8 +13,11 @@ Mapping of each comma-separated option:
 * ``name``        -> ``--name``         (underscores become dashes)
 * ``name=value``  -> ``--name value``   (split at the first ``=`` only)
 * ``ro``          -> ``--read-only``
+* ``noexec``, ``nosuid``, ``nodev`` -> the same kernel mount flags (``--noexec`` ...)
 * generic mount options that are not ours (``rw``, ``defaults``, ``auto``,
-  ``_netdev``, ``nofail``, ``x-systemd.*``, ``comment=...``, ...) are dropped.
+  ``_netdev``, ``nofail``, ``x-systemd.*``, ``comment=...``, ...) are dropped;
+  those mountsync cannot honour (``sync``, ``dirsync``, ``atime``, ``strictatime``,
+  ``mand``) are dropped with a warning on stderr saying why.
 """
 
 from __future__ import annotations
@@ -37,22 +40,16 @@ GENERIC_OPTIONS = frozenset(
         "owner",
         "group",
         "exec",
-        "noexec",
         "suid",
-        "nosuid",
         "dev",
-        "nodev",
         "_netdev",
         "nofail",
         "async",
-        "sync",
-        "atime",
         "noatime",
         "diratime",
         "nodiratime",
         "relatime",
         "norelatime",
-        "strictatime",
         "nostrictatime",
         "lazytime",
         "nolazytime",
@@ -61,6 +58,15 @@ GENERIC_OPTIONS = frozenset(
         "helper",
     }
 )
+# Options a user may expect to work that mountsync cannot honour: dropped with a warning.
+UNSUPPORTED = {
+    "sync": "writes go through the write-back cache; fsync_upload makes fsync wait for the upload",
+    "dirsync": "directory changes go through the write-back cache",
+    "atime": "access times are not kept",
+    "strictatime": "access times are not kept",
+    "mand": "mandatory locks are not supported",
+}
+
 # Prefixes of userspace-only options (util-linux: x-*, e.g. x-systemd.automount,
 # x-mount.mkdir, x-gvfs-show) and comments.
 GENERIC_PREFIXES = ("x-", "comment=")
@@ -87,6 +93,9 @@ def translate(source: str, mountpoint: str, options_string: str | None) -> list[
         name, sep, value = item.partition("=")
         name = name.strip()
         if not name or _is_generic(name, item):
+            continue
+        if name in UNSUPPORTED:
+            print(f"mount.fuse.mountsync: ignoring option {name!r}: {UNSUPPORTED[name]}", file=sys.stderr)
             continue
         flag = "--" + RENAMED.get(name, name.replace("_", "-"))
         argv.append(flag)

@@ -267,8 +267,10 @@ class FuseAdapter(pyfuse3.Operations):
         raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 
 
-def mount_options(fsname: str, *, allow_other: bool, allow_root: bool, read_only: bool) -> set[str]:
-    opts = set(pyfuse3.default_options)
+def mount_options(fsname: str, *, allow_other: bool, allow_root: bool, read_only: bool,
+                  flags: tuple[str, ...] = ()) -> set[str]:
+    """The FUSE mount options; ``flags``: kernel mount flags to add (noexec, nosuid, nodev)."""
+    opts = set(pyfuse3.default_options) | set(flags)
     opts.add(f"fsname={fsname.replace(',', '_')}")
     opts.add("subtype=mountsync")
     opts.add("noatime")

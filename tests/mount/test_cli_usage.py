@@ -64,3 +64,28 @@ def test_usage_errors_are_one_line_exit_2(argv):
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert r.stderr.startswith("mountsync: ")
+
+
+def test_version_prints_one_line_and_exits_0():
+    from mountsync import __version__
+
+    r = run_real_cli("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"mountsync {__version__} (Python ") and r.stdout.count("\n") == 1, r.stdout
+
+
+def test_every_mount_option_has_a_help_line_with_its_default():
+    """Issue (user experience): ``mount --help`` described 1 of 28 options."""
+    import argparse
+
+    from mountsync.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    mount = sub.choices["mount"]
+    options = [a for a in mount._actions if a.option_strings and a.help != argparse.SUPPRESS
+               and "--help" not in a.option_strings]
+    assert len(options) >= 30
+    missing = [a.option_strings[0] for a in options if not a.help or "default" not in a.help]
+    assert not missing, f"options without a help line naming their default: {missing}"
+    r = run_real_cli("mount", "--help")
+    assert r.returncode == 0 and all(a.option_strings[0] in r.stdout for a in options)

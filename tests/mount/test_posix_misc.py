@@ -7,6 +7,7 @@ import fcntl
 import mmap
 import multiprocessing
 import os
+import subprocess
 
 import pytest
 
@@ -145,3 +146,31 @@ def test_getxattr_is_not_supported_so_writes_need_no_xattr_request(mount):
         assert ei.value.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
     m.path("f").write_bytes(b"still writable")
     assert m.path("f").read_bytes() == b"still writable"
+
+
+def _mount_flags(mountpoint) -> set[str]:
+    """The kernel's per-mount flags of ``mountpoint`` (field 6 of /proc/self/mountinfo)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == str(mountpoint):
+                return set(fields[5].split(","))
+    raise AssertionError(f"{mountpoint} is not in /proc/self/mountinfo")
+
+
+def test_noexec_nosuid_nodev_are_the_kernels_mount_flags(mount):
+    """Issue (user experience): the mount helper dropped noexec; now a flag of its own."""
+    plain = mount()
+    script = plain.path("run.sh")
+    script.write_bytes(b"#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    assert subprocess.run([str(script)]).returncode == 0
+    assert "noexec" not in _mount_flags(plain.mountpoint)  # (libfuse sets nosuid, nodev by default)
+
+    m = mount("--noexec", "--nosuid", "--nodev")
+    assert {"noexec", "nosuid", "nodev"} <= _mount_flags(m.mountpoint)
+    script = m.path("run.sh")
+    script.write_bytes(b"#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    with pytest.raises(PermissionError):
+        subprocess.run([str(script)])

@@ -51,14 +51,27 @@ def test_allow_other_and_allow_root():
 @pytest.mark.parametrize(
     "opt",
     [
-        "rw", "defaults", "auto", "noauto", "user", "nouser", "exec", "noexec",
-        "suid", "nosuid", "dev", "nodev", "_netdev", "nofail",
+        "rw", "defaults", "auto", "noauto", "user", "nouser", "exec",
+        "suid", "dev", "_netdev", "nofail", "noatime", "relatime",
         "x-systemd.automount", "x-systemd.requires=network-online.target",
         "x-systemd.mount-timeout=30", "comment=systemd.automount", "comment=a=b",
     ],
 )
 def test_generic_mount_options_are_dropped(opt):
     assert translate("b", "/m", opt) == ["mount", "b", "/m"]
+
+
+@pytest.mark.parametrize("opt", ["noexec", "nosuid", "nodev"])
+def test_security_mount_flags_are_kept(opt):
+    """Issue: the helper silently dropped noexec (a program on the mount ran anyway)."""
+    assert translate("b", "/m", f"defaults,{opt}") == ["mount", "b", "/m", f"--{opt}"]
+
+
+@pytest.mark.parametrize("opt", ["sync", "dirsync", "atime", "strictatime", "mand"])
+def test_options_that_cannot_be_honoured_are_dropped_with_a_warning(opt, capsys):
+    assert translate("b", "/m", f"{opt},ro") == ["mount", "b", "/m", "--read-only"]
+    err = capsys.readouterr().err
+    assert err.startswith(f"mount.fuse.mountsync: ignoring option {opt!r}: ") and err.count("\n") == 1
 
 
 def test_mixed_fstab_line():
