@@ -145,7 +145,7 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
 # ---------------------------------------------------------------- logging
 
 
-def setup_logging(debug: bool, log_file: str | None = None) -> None:
+def setup_logging(debug: bool, log_file: str | None = None, log_format: str = "text") -> None:
     handler: logging.Handler
     if log_file:
         from .trust import open_private
@@ -154,7 +154,12 @@ def setup_logging(debug: bool, log_file: str | None = None) -> None:
         handler = logging.StreamHandler(os.fdopen(fd, "a", buffering=1))
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        from .logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -172,7 +177,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     from .daemon import Daemon
 
     log_file = config.log_file
-    setup_logging(config.debug, log_file)
+    setup_logging(config.debug, log_file, config.log_format)
     ready_fd = args.ready_fd
     daemon = Daemon(config)
     try:
@@ -331,6 +336,7 @@ def format_status(st: dict) -> str:
         f"pending:   {st['pending_files']} file(s), {st['pending_bytes']} bytes; "
         f"{st.get('pending_renames', 0)} rename(s); {len(st['pending_deletes'])} delete(s)",
         f"cache:     {st['cache_bytes']} bytes used of {st['max_cache_size']} in {st['cache_dir']}",
+        f"log:       {st.get('log_file', '?')}",
         f"conflicts: {st.get('conflicts', 0)} ({st.get('conflicts_open', 0)} waiting for you; "
         "see 'mountsync conflicts')",
     ]

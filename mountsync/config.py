@@ -71,6 +71,7 @@ class MountConfig:
     sse_kms_key_id: str | None = None
     foreground: bool = False
     log_file: str | None = None
+    log_format: str = "text"  # or "json": one object per line, for log shippers
     debug: bool = False
     upload_workers: int = 8
     multipart_threshold: int = 64 * 1024**2
@@ -353,6 +354,8 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
     Option("foreground", _bool, _BOOL,
            "stay in the foreground (default: off: the daemon detaches once mounted)", boolean=True),
     Option("log-file", _text, _FREE, "log here (default: daemon.log in the cache dir)", metavar="FILE"),
+    Option("log-format", _choice("text", "json"), _one_of(("text", "json")),
+           "text lines, or one JSON object per line for log shippers (default text)", metavar="text|json"),
     Option("debug", _bool, _BOOL, flag=False, boolean=True),  # a flag of its own (see cli.py)
     Option("upload-workers", _whole(1, 64), "a whole number from 1 to 64",
            "uploads, copies and deletes in flight at once (default 8)", metavar="N"),

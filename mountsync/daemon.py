@@ -294,6 +294,7 @@ class Daemon:
             "endpoint_reachable": reachable,
             "endpoint_error": reason,
             "cache_dir": stack.cache_dir,
+            "log_file": self.config.log_file or "stderr",
             "cache_bytes": await trio.to_thread.run_sync(stack.data.disk_usage),
             "max_cache_size": self.config.max_cache_size,
             "backend": stack.store.sync.stats.snapshot(),

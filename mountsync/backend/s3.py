@@ -36,6 +36,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import logging
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -63,6 +65,8 @@ from .base import (
 from .s3_errors import map_error
 
 T = TypeVar("T")
+
+log = logging.getLogger("mountsync.backend")
 _PROBE_CONFIG = Config(connect_timeout=5.0, read_timeout=5.0, retries={"total_max_attempts": 1, "mode": "standard"})
 
 def _quoted(etag: str) -> str:
@@ -195,17 +199,25 @@ class S3Store:
     def _call(
         self, op: str, what: str, fn: Callable[[], T], up: int = 0, down: Callable[[T], int] | None = None
     ) -> T:
-        """Run one request, count it in ``stats`` and map its errors."""
+        """Run one request, count it in ``stats`` and map its errors; with --debug, one DEBUG
+        line per request (what, outcome, seconds)."""
         result: Any = None
+        started = time.monotonic()
+        outcome = "ok"
         try:
             result = fn()
             return result
-        except StoreError:
+        except StoreError as exc:
+            outcome = type(exc).__name__
             raise
         except Exception as exc:
-            raise map_error(exc, what) from exc
+            mapped = map_error(exc, what)
+            outcome = type(mapped).__name__
+            raise mapped from exc
         finally:
             self.stats.count(op, down=down(result) if (down and result is not None) else 0, up=up)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("request %s: %s in %.3f s", what, outcome, time.monotonic() - started)
 
     def _write_params(self) -> dict[str, str]:
         params: dict[str, str] = {}

@@ -20,6 +20,7 @@ import functools
 import logging
 import os
 import stat
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from ..cache.item import Items
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
 from ..events import PathChanged
+from ..logs import Transfer, transfer_fields, transfer_message
 from .conflict import ConflictHandler, ResolvedElsewhere
 from .moved import MovedFiles
 
@@ -79,10 +81,18 @@ class Uploader:
         self.moved = MovedFiles(store, journal, items, conflicts)
 
     async def upload(self, entry_id: int) -> Entry | None:
-        """Upload the entry's current generation. Returns the updated entry (None if gone)."""
+        """Upload the entry's current generation. Returns the updated entry (None if gone).
+        What reached the bucket is logged, one INFO line (``logs``)."""
         e = self.journal.get_by_id(entry_id)
         if e is None or not e.pending:
             return e
+        started = time.monotonic()
+        done, transfer = await self._upload(e)
+        _log_transfer(transfer, time.monotonic() - started, e.attempts + 1)
+        return done
+
+    async def _upload(self, e: Entry) -> tuple[Entry | None, Transfer]:
+        entry_id = e.saved_id
         path_at_start = e.path
         if e.base_etag is not None:
             # the object this upload replaces may still be a renamed file's bytes: copy those first
@@ -90,13 +100,16 @@ class Uploader:
             if waiting_for is not None and waiting_for != entry_id:
                 raise CopyPending(waiting_for)
         key = self.store.object_key(e.path, e.kind)
+        transfer = Transfer("upload", key, e.size)
         if e.kind == stat.S_IFDIR:
             gen = e.dirty_gen
+            transfer = Transfer("marker", key)
             result = await self.store.put(key, b"", metadata_for(e))
         elif e.kind == stat.S_IFLNK or e.kind in attrs_mod.SPECIAL_KINDS:
             # a symlink's body is its target; a FIFO, socket or device is an empty object
             gen = e.dirty_gen
             body = (e.target or "").encode("utf-8", "surrogateescape")
+            transfer = Transfer("symlink" if e.kind == stat.S_IFLNK else "special file", key, len(body))
             result = await self._put_resolving(e, key, lambda: body, metadata_for(e), None)
         elif e.copy_from is not None and e.meta_only:
             # renamed, bytes unchanged: the bucket copies them from where they are
@@ -111,13 +124,14 @@ class Uploader:
             done = self._commit(entry_id, path_at_start, key, gen, result, source_ours=source_ours)
             if e.copy_meta:
                 self.moved.attributes_from_object(entry_id)
-            return done
+            return done, Transfer("copy", key, e.size, self.store.key(e.copy_from))
         elif e.meta_only and e.base_etag is not None:
             gen = e.dirty_gen
+            transfer = Transfer("metadata", key)
             result = await self._update_metadata(e, key)
         else:
             result, gen = await self._upload_data(e, key)
-        return self._commit(entry_id, path_at_start, key, gen, result)
+        return self._commit(entry_id, path_at_start, key, gen, result), transfer
 
     def _commit(self, entry_id: int, path_at_start: str, key: str, gen: int, result: PutResult, *,
                 source_ours: bool = True) -> Entry | None:
@@ -376,6 +390,7 @@ class Uploader:
         if t.kind == stat.S_IFDIR and (self.journal.tombstones_under(t.path) or self.journal.copies_from_under(t.path)):
             raise CopyPending(None)  # a moved directory: its old name stays hidden until its keys are gone
         key = self.store.object_key(t.path, t.kind)
+        started = time.monotonic()
         try:
             await self.store.delete_if_match(key, t.base_etag)
         except PreconditionFailedError:
@@ -385,10 +400,15 @@ class Uploader:
         except NotFoundError:
             pass
         self.journal.created.forget(key)
+        _log_transfer(Transfer("delete", key), time.monotonic() - started, t.attempts + 1)
         if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
             self.journal.remove_tombstone(path)
             if t.kind == stat.S_IFDIR:  # keys may remain below it (deletes refused): list again
                 self.conflicts.events.publish(PathChanged(path))
+
+
+def _log_transfer(t: Transfer, seconds: float, attempt: int) -> None:
+    log.info(transfer_message(t, seconds, attempt), extra=transfer_fields(t, seconds, attempt))
 
 
 async def _conditional_write(key: str, base: str | None, write: Callable[..., Awaitable[PutResult]]) -> PutResult:

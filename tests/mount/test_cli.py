@@ -68,3 +68,27 @@ def test_sync_on_a_path_that_is_not_a_mount(cli_env, tmp_path):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.splitlines()) == 1, r.stderr
     assert str(tmp_path) in r.stderr
+
+
+def test_the_log_says_where_it_is_and_what_went_up(mount):
+    """Issue (user experience): no line per upload, and the log's place documented nowhere."""
+    m = mount()
+    st = m.status()
+    assert st["log_file"] == str(m.cache_dir / "daemon.log")
+    assert f"log:       {m.cache_dir / 'daemon.log'}" in m.cli("status", str(m.mountpoint)).stdout
+    m.path("report.txt").write_bytes(b"x" * 5000)
+    m.sync()
+    log_text = (m.cache_dir / "daemon.log").read_text()
+    assert "INFO mountsync.reconciler: uploaded 'report.txt': 4.9 KiB in " in log_text, log_text[-2000:]
+
+
+def test_log_format_json_is_one_object_per_line(mount):
+    import json
+
+    m = mount("--log-format", "json")
+    m.path("a.bin").write_bytes(b"a" * 10)
+    m.sync()
+    records = [json.loads(line) for line in (m.cache_dir / "daemon.log").read_text().splitlines() if line]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    up = [r for r in records if r.get("event") == "upload"]
+    assert [(r["key"], r["bytes"], r["attempt"]) for r in up] == [("a.bin", 10, 1)], up
