@@ -21,11 +21,12 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict
 
 import trio
 
-from . import control
+from . import control, keys
 from .backend.base import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -133,6 +134,43 @@ def check_bucket(store, config: MountConfig) -> None:
         raise UserError(f"cannot use bucket {config.bucket!r} at {where}: {exc}") from None
 
 
+WRITE_CHECK = ".mountsync-write-check-"
+
+
+def check_writable(store, config: MountConfig) -> None:
+    """One write the way uploads write (storage class, SSE, KMS key), then its delete: a bad
+    value or a missing permission fails the mount now, in one line, instead of every upload
+    later. Skipped with --read-only. A delete that is refused is logged (deletes and renames
+    will fail the same way) and, with --allow-delete, refuses the mount."""
+    if config.read_only:
+        return
+    where = config.endpoint_url or "AWS S3"
+    key = keys.normalize_prefix(config.prefix) + WRITE_CHECK + uuid.uuid4().hex
+    settings = ", ".join(f"{flag} {value}" for flag, value in (
+        ("--storage-class", config.storage_class), ("--sse", config.sse), ("--sse-kms-key-id", config.sse_kms_key_id))
+        if value) or "no storage class or encryption options"
+    try:
+        store.put(key, b"", {})
+    except AccessDeniedError as exc:
+        raise UserError(f"the credentials may not write to bucket {config.bucket!r} ({exc}; {settings}): mount "
+                        "with --read-only, or use credentials allowed s3:PutObject (and the KMS key, if any)") from None
+    except TransientError as exc:
+        raise UserError(f"endpoint {where} did not answer a test write ({exc}): check the network and the "
+                        "server, then mount again") from None
+    except StoreError as exc:
+        raise UserError(f"bucket {config.bucket!r} refused a test write ({exc}; {settings}): check those "
+                        "options, or mount with --read-only") from None
+    try:
+        store.delete(key)
+    except StoreError as exc:
+        if config.allow_delete:
+            raise UserError(f"the credentials may write to bucket {config.bucket!r} but not delete ({exc}), and "
+                            f"--allow-delete was given: allow s3:DeleteObject, or mount without it (the test "
+                            f"object {key!r} is left in the bucket)") from None
+        log.warning("the test object %r could not be deleted (%s): deletes and renames in this mount will "
+                    "fail the same way; remove it when you can", key, exc)
+
+
 def make_store(config: MountConfig):
     from .backend.s3 import S3Store
 
@@ -162,6 +200,7 @@ class Daemon:
         if self.store is None:
             self.store = make_store(self.config)
         check_bucket(self.store, self.config)
+        check_writable(self.store, self.config)
         self.stack = Stack.open(self.config, self.store)
         adapter = fuse.FuseAdapter(self.stack.fs, writeback_cache=self.config.writeback_cache)
         source = f"{self.config.bucket}/{self.config.prefix}" if self.config.prefix else self.config.bucket

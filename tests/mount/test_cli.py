@@ -92,3 +92,20 @@ def test_log_format_json_is_one_object_per_line(mount):
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
     up = [r for r in records if r.get("event") == "upload"]
     assert [(r["key"], r["bytes"], r["attempt"]) for r in up] == [("a.bin", 10, 1)], up
+
+
+def test_a_storage_class_the_server_refuses_fails_the_mount_with_one_line(mount, s3, bucket):
+    """Issue (user experience): --storage-class FROZEN mounted, then every upload stopped."""
+    m = mount("--storage-class", "FROZEN", check=False, timeout=60)
+    r = m.result
+    assert r.returncode != 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "refused a test write" in lines[0] and "--storage-class FROZEN" in lines[0], lines[0]
+    assert not is_mounted(m.mountpoint)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # nothing left behind
+    ok = mount("--storage-class", "STANDARD_IA")
+    ok.path("f").write_bytes(b"x")
+    ok.sync()
+    assert s3.head_object(Bucket=bucket, Key="f")["StorageClass"] == "STANDARD_IA"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["f"]
