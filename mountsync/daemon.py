@@ -26,7 +26,7 @@ from dataclasses import asdict
 
 import trio
 
-from . import control, keys
+from . import control, keys, sdnotify
 from .backend.base import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -43,6 +43,7 @@ from .stack import Stack
 log = logging.getLogger("mountsync")
 
 DEFAULT_DRAIN_TIMEOUT = 60.0
+NOTIFY_INTERVAL = 2.0  # seconds between checks of what systemd's STATUS= line says
 SWITCH_INTERVAL = 0.0005  # seconds; see Daemon.run
 
 
@@ -253,6 +254,9 @@ class Daemon:
             nursery.start_soon(self._watch_signals)
             if on_ready is not None:
                 on_ready()
+            if os.environ.get("NOTIFY_SOCKET"):  # systemd Type=notify: ready now, then what is pending
+                sdnotify.notify("READY=1\n" + sdnotify.status_line(stack.reconciler.status()))
+                nursery.start_soon(self._report_to_service_manager)
             log.info("mounted %s at %s (cache %s)", stack.store.sync.describe(), self.config.mountpoint,
                      stack.cache_dir)
             try:
@@ -279,10 +283,22 @@ class Daemon:
         stays in the cache (journal + data files) and goes up at the next mount.
         Store calls still running are abandoned (``Bucket``), so stopping
         does not wait for the network."""
+        sdnotify.notify("STOPPING=1\nSTATUS=uploading what is pending, then unmounting")
         result = await self.live.drain(max(0.0, timeout))
         self._drained = True
         fuse.terminate()
         return result.to_json()
+
+    async def _report_to_service_manager(self) -> None:
+        """``STATUS=`` for ``systemctl status``, when what is pending changes (checked every
+        NOTIFY_INTERVAL s; no request: the counts are the journal's)."""
+        last = ""
+        while True:
+            await trio.sleep(NOTIFY_INTERVAL)
+            line = sdnotify.status_line(self.live.reconciler.status())
+            if line != last:
+                sdnotify.notify(line)
+                last = line
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

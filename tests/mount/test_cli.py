@@ -109,3 +109,28 @@ def test_a_storage_class_the_server_refuses_fails_the_mount_with_one_line(mount,
     ok.sync()
     assert s3.head_object(Bucket=bucket, Key="f")["StorageClass"] == "STANDARD_IA"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["f"]
+
+
+def test_systemd_type_notify_gets_ready_status_and_stopping(mount, tmp_path):
+    """Issue (user experience): the unit was Type=simple; the daemon now speaks sd_notify."""
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(60)
+        mount.env["NOTIFY_SOCKET"] = path
+        try:
+            m = mount("--write-back-delay", "3600")
+        finally:
+            del mount.env["NOTIFY_SOCKET"]
+        first = server.recv(4096).decode()
+        assert first.startswith("READY=1\nSTATUS=mounted, nothing pending"), first
+        m.path("pending.txt").write_bytes(b"p" * 100)
+        msg = ""
+        while "pending: 1 upload(s) of 100 bytes" not in msg:
+            msg = server.recv(4096).decode()  # a STATUS= line whenever the counts change
+        r = m.cli("unmount", str(m.mountpoint))
+        assert r.returncode == 0, r.stderr
+        while not msg.startswith("STOPPING=1"):
+            msg = server.recv(4096).decode()
