@@ -59,7 +59,7 @@ $(STAMP): pyproject.toml constraints.txt | sysdeps
 	  echo "mountsync setup: creating $(VENV) with $$(command -v $(PYTHON))"; \
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
 	fi
-	$(VPY) -m pip install -c constraints.txt -e '.[test]'
+	$(VPY) -m pip install -c constraints.txt -e '.[test,demo]'
 	@touch $@
 
 test: setup
@@ -71,7 +71,7 @@ demo: setup
 # The `lint` extra (ruff, mypy, stubs) at the versions pinned in constraints.txt;
 # redone whenever the venv is.
 $(LINT_STAMP): $(STAMP)
-	$(VPY) -m pip install -c constraints.txt -e '.[test,lint]'
+	$(VPY) -m pip install -c constraints.txt -e '.[test,demo,lint]'
 	@touch $@
 
 # Runs every checker, then fails if any of them found something.
@@ -101,7 +101,7 @@ bench-sysdeps:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
 
 $(BENCH_STAMP): $(STAMP)
-	$(VPY) -m pip install -c constraints.txt -e '.[test,bench]'
+	$(VPY) -m pip install -c constraints.txt -e '.[test,demo,bench]'
 	@touch $@
 
 clean:

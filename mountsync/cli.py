@@ -104,21 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sync", help="wait until everything written so far is in the bucket")
     p.add_argument("mountpoint")
-    p.add_argument("--timeout", type=_seconds_flag, default=None, metavar="SECONDS")
+    p.add_argument("--timeout", type=_seconds_flag, default=None, metavar="SECONDS",
+                   help="give up waiting after this long, exit status 1 (default: wait until done)")
 
     p = sub.add_parser("status", help="pending uploads, errors, cache use, endpoint")
     p.add_argument("mountpoint")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--watch", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object (default: text)")
+    p.add_argument("--watch", action="store_true", help="show it again every second until interrupted")
 
     p = sub.add_parser("conflicts", help="conflicts kept, and where each version went")
     p.add_argument("mountpoint")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object (default: text)")
 
     p = sub.add_parser("resolve", help="resolve a conflict left pending (--conflict-strategy manual)")
     p.add_argument("mountpoint")
     p.add_argument("path", help="path of the file inside the mount")
-    p.add_argument("--keep", choices=["local", "remote", "both"], required=True)
+    p.add_argument("--keep", choices=["local", "remote", "both"], required=True,
+                   help="which version stays under the name (both: the local one under a conflict name)")
 
     p = sub.add_parser("demo", help="embedded S3 server with a bucket, mounted; Ctrl-C unmounts")
     p.add_argument("mountpoint", nargs="?", default="demo-mnt")

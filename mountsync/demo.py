@@ -187,6 +187,11 @@ def _kill(pid: int) -> None:
 
 
 def run_demo(mountpoint: str, debug: bool = False) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        raise UserError("the demo needs its embedded S3 server, which is not installed: "
+                        "pip install 'mountsync[demo]' (or run make demo)")
     env = dict(os.environ, **DEMO_ENV)
     os.environ.update(DEMO_ENV)
     mountpoint = os.path.abspath(mountpoint)

@@ -74,16 +74,19 @@ def test_version_prints_one_line_and_exits_0():
     assert r.stdout.startswith(f"mountsync {__version__} (Python ") and r.stdout.count("\n") == 1, r.stdout
 
 
-def test_every_mount_option_has_a_help_line_with_its_default():
-    """Issue (user experience): ``mount --help`` described 1 of 28 options."""
+def _mount_options() -> list:
     import argparse
 
     from mountsync.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    mount = sub.choices["mount"]
-    options = [a for a in mount._actions if a.option_strings and a.help != argparse.SUPPRESS
-               and "--help" not in a.option_strings]
+    return [a for a in sub.choices["mount"]._actions if a.option_strings and a.help != argparse.SUPPRESS
+            and "--help" not in a.option_strings]
+
+
+def test_every_mount_option_has_a_help_line_with_its_default():
+    """Issue (user experience): ``mount --help`` described 1 of 28 options."""
+    options = _mount_options()
     assert len(options) >= 30
     missing = [a.option_strings[0] for a in options if not a.help or "default" not in a.help]
     assert not missing, f"options without a help line naming their default: {missing}"
