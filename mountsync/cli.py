@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mountpoint")
     p.add_argument("--timeout", type=_seconds_flag, default=None, metavar="SECONDS",
                    help="give up waiting after this long, exit status 1 (default: wait until done)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a line every 5 s on stderr)")
 
     p = sub.add_parser("status", help="pending uploads, errors, cache use, endpoint")
     p.add_argument("mountpoint")
@@ -276,8 +279,29 @@ def _forwarded(argv: list[str]) -> list[str]:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    reply = control.request(args.mountpoint, {"op": "sync", "timeout": args.timeout},
-                            timeout=None if args.timeout is None else args.timeout + 30)
+    """The sync request, with its progress shown meanwhile (mountsync.progress)."""
+    from . import progress
+
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["reply"] = control.request(args.mountpoint, {"op": "sync", "timeout": args.timeout},
+                                               timeout=None if args.timeout is None else args.timeout + 30)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="sync", daemon=True)
+    worker.start()
+    progress.watch(lambda: control.request(args.mountpoint, {"op": "progress"}, timeout=10), done,
+                   quiet=args.quiet)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    reply = outcome["reply"]
     if reply.get("ok"):
         return 0
     _report_unfinished("sync", reply)
@@ -331,22 +355,31 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pending_what(p: dict) -> str:
+    from .logs import fmt_bytes
+
+    if p.get("renamed_from"):
+        return f"{p['path']} (renamed from {p['renamed_from']})"
+    share = f", {100 * p['sent'] // p['total']} %" if p["total"] else ""
+    return f"{p['path']} ({fmt_bytes(p['sent'])} of {fmt_bytes(p['total'])}{share})"
+
+
 def format_status(st: dict) -> str:
+    from .logs import fmt_bytes
+
     lines = [
         f"mount:     {st['mountpoint']}  ←  s3://{st['bucket']}/{st.get('prefix', '')}  ({st['endpoint']})",
         f"endpoint:  {'reachable' if st['endpoint_reachable'] else 'UNREACHABLE: ' + str(st['endpoint_error'])}",
-        f"pending:   {st['pending_files']} file(s), {st['pending_bytes']} bytes; "
+        f"pending:   {st['pending_files']} file(s), {fmt_bytes(st['pending_bytes'])}; "
         f"{st.get('pending_renames', 0)} rename(s); {len(st['pending_deletes'])} delete(s)",
-        f"cache:     {st['cache_bytes']} bytes used of {st['max_cache_size']} in {st['cache_dir']}",
+        f"cache:     {fmt_bytes(st['cache_bytes'])} used of {fmt_bytes(st['max_cache_size'])} in {st['cache_dir']}",
         f"log:       {st.get('log_file', '?')}",
         f"conflicts: {st.get('conflicts', 0)} ({st.get('conflicts_open', 0)} waiting for you; "
         "see 'mountsync conflicts')",
     ]
     for p in st["pending"][:20]:
         extra = f" — {p['error']} (attempt {p['attempts']})" if p.get("error") else ""
-        what = f"{p['path']} (renamed from {p['renamed_from']})" if p.get("renamed_from") else \
-            f"{p['path']} ({p['sent']}/{p['total']} bytes)"
-        lines.append(f"  {p['state']:9} {what}{extra}")
+        lines.append(f"  {p['state']:9} {_pending_what(p)}{extra}")
     for d in st["pending_deletes"][:20]:
         extra = f" — {d['error']}" if d.get("error") else ""
         lines.append(f"  {d['state']:9} delete {d['path']}{extra}")

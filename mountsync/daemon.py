@@ -315,6 +315,8 @@ class Daemon:
             return (await stack.reconciler.sync(timeout)).to_json()
         if op == "status":
             return await self._status()
+        if op == "progress":  # what is pending, without asking the endpoint (mountsync sync polls it)
+            return {"ok": True, **stack.reconciler.status()}
         if op == "unmount":
             return await self._shutdown(DEFAULT_DRAIN_TIMEOUT if timeout is None else timeout)
         if op == "conflicts":

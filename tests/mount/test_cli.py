@@ -134,3 +134,18 @@ def test_systemd_type_notify_gets_ready_status_and_stopping(mount, tmp_path):
         assert r.returncode == 0, r.stderr
         while not msg.startswith("STOPPING=1"):
             msg = server.recv(4096).decode()
+
+
+def test_sync_reports_progress_and_quiet_does_not(mount, s3, bucket):
+    m = mount("--write-back-delay", "3600")
+    for i in range(20):
+        m.path(f"f{i:02d}").write_bytes(b"x" * 200_000)
+    r = m.cli("sync", str(m.mountpoint), "--quiet")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for i in range(20, 40):
+        m.path(f"f{i:02d}").write_bytes(b"y" * 200_000)
+    r = m.cli("sync", str(m.mountpoint))
+    assert r.returncode == 0, r.stderr
+    # not a terminal: plain lines, one every few seconds while it runs (maybe none if it is quick)
+    assert all(line.startswith("sync: ") for line in r.stderr.splitlines()), r.stderr
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 40
