@@ -149,3 +149,38 @@ def test_sync_reports_progress_and_quiet_does_not(mount, s3, bucket):
     # not a terminal: plain lines, one every few seconds while it runs (maybe none if it is quick)
     assert all(line.startswith("sync: ") for line in r.stderr.splitlines()), r.stderr
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 40
+
+
+def test_sync_on_a_terminal_draws_a_progress_bar(mount, s3, bucket):
+    """The issue's acceptance: progress output captured from a pty."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    m = mount("--write-back-delay", "3600")
+    for i in range(10):
+        m.path(f"t{i}").write_bytes(b"z" * 300_000)
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mountsync", "sync", str(m.mountpoint)], env=m.env,
+                                stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+        os.close(terminal)
+        terminal = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=120) == 0, out
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    text = out.decode(errors="replace")
+    assert "sync:   0%" in text and "sync: 100%" in text and "10/10 files" in text and "B/s" in text, text
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 10

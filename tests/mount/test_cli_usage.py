@@ -92,3 +92,30 @@ def test_every_mount_option_has_a_help_line_with_its_default():
     assert not missing, f"options without a help line naming their default: {missing}"
     r = run_real_cli("mount", "--help")
     assert r.returncode == 0 and all(a.option_strings[0] in r.stdout for a in options)
+
+
+def test_the_readme_options_table_matches_mount_help():
+    """Issue (user experience): the README's table and ``--help`` list the same options."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Options", 1)[1].split("\n\n", 2)[1]
+    first_column = [re.split(r"(?<!\\)\|", row)[1] for row in table.splitlines() if row.startswith("| `")]
+    in_readme = set(re.findall(r"`(--[a-z-]+)", "\n".join(first_column)))
+    in_help = {a.option_strings[0] for a in _mount_options()}
+    assert in_readme == in_help, f"only in README: {in_readme - in_help}; only in --help: {in_help - in_readme}"
+
+
+def test_the_man_page_renders_with_man():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("man") is None:
+        pytest.skip("man(1) is not installed")
+    page = Path(__file__).resolve().parents[2] / "docs" / "mountsync.1"
+    r = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, timeout=60,
+                       env={"MANPAGER": "cat", "PAGER": "cat", "COLUMNS": "100", "PATH": "/usr/bin:/bin"}, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "MOUNTSYNC(1)" in r.stdout and "--allow-delete" in r.stdout and "EXIT STATUS" in r.stdout
