@@ -385,6 +385,8 @@ def format_status(st: dict) -> str:
         lines.append(f"  {d['state']:9} delete {d['path']}{extra}")
     for e in st["errors"]:
         lines.append(f"error:     {e['item']}: {e['error']}")
+    for a in st.get("archived", [])[:20]:
+        lines.append(f"archived:  {a['path']} ({a['storage_class']}): restore it before reading it")
     return "\n".join(lines)
 
 

@@ -352,6 +352,7 @@ class Daemon:
             "endpoint_error": reason,
             "cache_dir": stack.cache_dir,
             "log_file": self.config.log_file or "stderr",
+            "archived": [{"path": p, "storage_class": c} for p, c in sorted(stack.fs.ctx.archived.items())],
             "cache_bytes": await trio.to_thread.run_sync(stack.data.disk_usage),
             "max_cache_size": self.config.max_cache_size,
             "backend": stack.store.sync.stats.snapshot(),

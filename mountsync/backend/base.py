@@ -70,6 +70,17 @@ class PreconditionFailedError(StoreError):
     errno = errno.EBUSY
 
 
+class ArchivedError(StoreError):
+    """The object is in an archive storage class (GLACIER, DEEP_ARCHIVE, ...) and must be
+    restored before it can be read (S3: 403 InvalidObjectState)."""
+
+    errno = errno.EACCES
+
+    def __init__(self, message: str = "", *, code: str = "", storage_class: str = "") -> None:
+        super().__init__(message, code=code)
+        self.storage_class = storage_class or "an archive storage class"
+
+
 class InvalidRequestError(StoreError):
     """The server rejected the request as malformed (400 and friends)."""
 

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
 
 from .base import (
     AccessDeniedError,
+    ArchivedError,
     BucketNotFoundError,
     InvalidRequestError,
     NotFoundError,
@@ -78,6 +79,8 @@ def _client_error(exc: bce.ClientError, prefix: str) -> StoreError:
     msg = f"{prefix}{code or status} {err.get('Message', '') or ''}".rstrip()
     if code in _BUCKET_CODES:
         return BucketNotFoundError(msg, code=code)
+    if code == "InvalidObjectState":
+        return ArchivedError(msg, code=code, storage_class=str(err.get("StorageClass", "") or ""))
     if code in _NOT_FOUND_CODES or status == 404:
         return NotFoundError(msg, code=code)
     if code in _PRECONDITION_CODES or status == 412:

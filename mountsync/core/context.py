@@ -97,6 +97,8 @@ class CoreContext:
     opt: CoreOptions
     events: EventBus
     conflict_copies: ConflictCopies
+    # paths whose objects are archived (GLACIER...) → their storage class, for status
+    archived: dict[str, str] = field(default_factory=dict)
 
     def key(self, path: str) -> str:
         return self.store.key(path)

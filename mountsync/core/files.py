@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import trio
 
 from .. import keys
-from ..backend.base import NotFoundError, PreconditionFailedError, StoreError
+from ..backend.base import ArchivedError, NotFoundError, PreconditionFailedError, StoreError
 from ..cache.eviction import evict
 from ..cache.fetch import CHUNK, FetchTimeout, fetch_chunks
 from ..cache.item import CacheItem
@@ -389,6 +389,15 @@ class Files:
                 raise
             log.warning("%r changed in the bucket while being read; reopen it", node.path)
             raise FsError(errno.EIO, "object changed while reading") from None
+        except ArchivedError as exc:
+            if not report:
+                raise
+            if node.path not in self.ctx.archived:  # one line per file, not per read
+                log.warning("cannot read %r: its object is in storage class %s; restore it first (for "
+                            "example: aws s3api restore-object --bucket BUCKET --key %r --restore-request "
+                            "Days=1), then read it again", node.path, exc.storage_class, key)
+            self.ctx.archived[node.path] = exc.storage_class
+            raise FsError(errno.EACCES, f"{node.path!r} is archived ({exc.storage_class})") from None
         except StoreError as exc:
             if not report:
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import http.server
 import socket
@@ -15,6 +16,7 @@ import pytest
 from mountsync.backend import s3 as S3
 from mountsync.backend.base import (
     AccessDeniedError,
+    ArchivedError,
     BucketNotFoundError,
     InvalidRequestError,
     NotFoundError,
@@ -216,6 +218,11 @@ def test_map_error_of_client_errors_and_core_errors():
 
     assert type(S3.map_error(ProtocolError("Connection reset by peer"))) is TransientError
     assert isinstance(S3.map_error(botocore_exceptions.NoCredentialsError()), AccessDeniedError)
+    archived = S3.map_error(botocore_exceptions.ClientError(
+        {"Error": {"Code": "InvalidObjectState", "Message": "m", "StorageClass": "DEEP_ARCHIVE"},
+         "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject"))
+    assert isinstance(archived, ArchivedError) and archived.storage_class == "DEEP_ARCHIVE"
+    assert archived.errno == errno.EACCES
 
 
 # ----------------------------------------------------------------- no secrets

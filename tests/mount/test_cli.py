@@ -184,3 +184,18 @@ def test_sync_on_a_terminal_draws_a_progress_bar(mount, s3, bucket):
     text = out.decode(errors="replace")
     assert "sync:   0%" in text and "sync: 100%" in text and "10/10 files" in text and "B/s" in text, text
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 10
+
+
+def test_an_archived_object_gives_eacces_one_log_line_and_shows_in_status(mount, s3, bucket):
+    """Issue (user experience): objects in GLACIER showed as files and cat gave a bare EIO."""
+    mount.allow_warning(r"cannot read 'cold\.bin': its object is in storage class GLACIER")
+    s3.put_object(Bucket=bucket, Key="cold.bin", Body=b"frozen bytes", StorageClass="GLACIER")
+    s3.put_object(Bucket=bucket, Key="warm.bin", Body=b"warm bytes")
+    m = mount()
+    assert m.path("warm.bin").read_bytes() == b"warm bytes"
+    for _ in range(2):
+        with pytest.raises(PermissionError):
+            m.path("cold.bin").read_bytes()
+    log_lines = [line for line in m.log_file.read_text().splitlines() if "storage class GLACIER" in line]
+    assert len(log_lines) == 1 and "restore-object" in log_lines[0], log_lines
+    assert m.status()["archived"] == [{"path": "cold.bin", "storage_class": "GLACIER"}]
