@@ -77,8 +77,8 @@ $(LINT_STAMP): $(STAMP)
 # Runs every checker, then fails if any of them found something.
 lint: setup $(LINT_STAMP)
 	@status=0; \
-	echo "$(VPY) -m compileall -q mountsync tests bench"; $(VPY) -m compileall -q mountsync tests bench || status=1; \
-	echo "$(VENV)/bin/ruff check mountsync tests bench"; $(VENV)/bin/ruff check mountsync tests bench || status=1; \
+	echo "$(VPY) -m compileall -q mountsync tests bench examples"; $(VPY) -m compileall -q mountsync tests bench examples || status=1; \
+	echo "$(VENV)/bin/ruff check mountsync tests bench examples"; $(VENV)/bin/ruff check mountsync tests bench examples || status=1; \
 	echo "$(VENV)/bin/mypy"; $(VENV)/bin/mypy || status=1; \
 	exit $$status
 
