@@ -203,7 +203,15 @@ class DirMoves:
 
     def _plan(self, old_path: str, objects: list[ObjectInfo]) -> list[KeyMove]:
         old_prefix = self.ctx.store.dir_key(old_path)
-        shown, hidden = split_listing(old_prefix, old_path, objects)
+        tombs = self.ctx.journal.tombstones_under(old_path)
+        t = self.ctx.journal.tombstone(old_path)
+        if t is not None:
+            tombs.append(t)
+        dead = {(t.path, t.kind) for t in tombs}
+        # a key whose delete is pending is gone here: it neither moves nor hides a name (a
+        # directory marker still to be deleted must not hide the file that now has its name)
+        dead_keys = {self.ctx.store.object_key(t.path, t.kind) for t in tombs}
+        shown, hidden = split_listing(old_prefix, old_path, [o for o in objects if o.key not in dead_keys])
         if hidden:
             log.warning("rename of directory %r: %d key(s) below it cannot be shown (e.g. %r) and are left "
                         "in place, so %r stays in the bucket", old_path, len(hidden), hidden[0], old_path)
@@ -211,10 +219,6 @@ class DirMoves:
         top = self.ctx.journal.get(old_path)
         if top is not None:
             entries[old_path] = top
-        dead = {(t.path, t.kind) for t in self.ctx.journal.tombstones_under(old_path)}
-        t = self.ctx.journal.tombstone(old_path)
-        if t is not None:
-            dead.add((t.path, t.kind))
         return plan_moves(shown, entries, dead)
 
     def _attributes_known(self, m: KeyMove) -> bool:

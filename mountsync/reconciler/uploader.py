@@ -379,6 +379,23 @@ class Uploader:
             log.warning("could not abort multipart upload %s of %r (%s), nor record it: it stays "
                         "incomplete in the bucket until a lifecycle rule removes it", upload_id, key, exc)
 
+    async def _sweep_markers_below(self, path: str) -> None:
+        """A directory gone here (removed or moved away; nothing of it in the journal) may
+        leave directory markers below it in the bucket whose own deletes could not be
+        recorded (one tombstone per path: a file that took a marker's name took its row):
+        they hold no content, and left behind they would bring the directory back."""
+        if self.journal.get(path) is not None or self.journal.under(path):
+            return
+        listing = await self.store.list_all(self.store.dir_key(path), recursive=True)
+        own = self.store.dir_key(path)
+        for o in listing.objects:
+            if o.key.endswith("/") and o.key != own and o.size == 0:
+                try:
+                    await self.store.delete_if_match(o.key, o.etag)
+                except (PreconditionFailedError, NotFoundError):
+                    continue  # changed or gone meanwhile: not ours to decide
+                _log_transfer(Transfer("delete", o.key), 0.0, 1)
+
     async def delete(self, path: str) -> None:
         """Carry out the tombstone at ``path`` (conditional on its base ETag when known)."""
         t = self.journal.tombstone(path)
@@ -391,6 +408,8 @@ class Uploader:
             raise CopyPending(None)  # a moved directory: its old name stays hidden until its keys are gone
         key = self.store.object_key(t.path, t.kind)
         started = time.monotonic()
+        if t.kind == stat.S_IFDIR:
+            await self._sweep_markers_below(t.path)
         try:
             await self.store.delete_if_match(key, t.base_etag)
         except PreconditionFailedError:

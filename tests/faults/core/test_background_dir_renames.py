@@ -10,6 +10,7 @@ import stat
 
 import trio
 
+from mountsync.backend.base import TransientError
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from tests.support.rig import expect_errno, run_rig
@@ -289,3 +290,32 @@ def test_symlinks_known_only_from_the_bucket_move_as_symlinks(tmp_path):
         assert await rig.readlink("e/link") == "../elsewhere/target"
 
     run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=0)
+
+
+def test_a_directory_marker_still_to_be_deleted_does_not_hide_the_file_now_at_its_name(tmp_path):
+    """Found by the mount model under load: rmdir a/a, a file renamed to a/a, then mv a m
+    while the marker 'a/a/' was not deleted yet: the listing's marker made the new file
+    'a/a' look hidden by a directory, so it was left behind (with a WARNING)."""
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+
+    async def body(rig):
+        await rig.mkdir("a")
+        await rig.mkdir("a/a")
+        await rig.write_file("c", b"C")
+        assert (await rig.sync()).ok
+        # the marker's delete keeps failing: it stays pending (not in flight, which a rename waits for)
+        store.fail_next("delete", TransientError("503 SlowDown"), times=10_000, key="a/a/")
+        await rig.rmdir("a/a")
+        await rig.rename("c", "a/a")
+        with trio.fail_after(60):
+            while "a/a" not in mem.objects():  # the copy is made; the marker's delete still fails
+                await rig.sync(timeout=1)
+        assert "a/a/" in mem.objects()
+        await rig.rename("a", "m")
+        assert sorted(await rig.listdir("m")) == ["a"]
+        store.clear()
+        await _sync_until_ok(rig)
+        assert mem.objects() == {"m/": b"", "m/a": b"C"}
+
+    run_rig(body, tmp_path, store, write_back_delay=60, allow_delete=True, metadata_ttl=3600)
