@@ -301,44 +301,32 @@ class Uploader:
         count = -(-size // part_size)
 
         async def send(upload_id: str) -> PutResult:
-            etags: dict[int, str] = {}
-            limiter = trio.Semaphore(self.s.part_concurrency)
+            copied = 0
 
-            async def one(num: int) -> None:
-                async with limiter:
-                    off = (num - 1) * part_size
-                    etags[num] = await self.store.upload_part_copy(
-                        key, upload_id, num, src_key, off, min(part_size, size - off), if_match=e.copy_etag)
-                    self.progress[e.saved_id] = (len(etags) * part_size, size)
+            async def one(num: int) -> str:
+                nonlocal copied
+                off = (num - 1) * part_size
+                etag = await self.store.upload_part_copy(
+                    key, upload_id, num, src_key, off, min(part_size, size - off), if_match=e.copy_etag)
+                copied += min(part_size, size - off)
+                self.progress[e.saved_id] = (copied, size)
+                return etag
 
-            try:
-                async with trio.open_nursery() as n:
-                    for num in range(1, count + 1):
-                        n.start_soon(one, num)
-            except BaseExceptionGroup as group:
-                raise first_store_error(group) from None
-            parts = [(num, etags[num]) for num in range(1, count + 1)]
+            parts = await self._parts(count, one)
             return await self.store.complete_multipart(key, upload_id, parts, if_none_match=if_none_match)
 
         return await self._multipart(e, key, md, send)
 
-    async def _send_parts(self, e: Entry, key: str, upload_id: str, snap: str, size: int,
-                          base: str | None) -> PutResult:
-        part_size = part_size_for(size, self.s.part_size)
-        count = -(-size // part_size)
+    async def _parts(self, count: int, send_part: Callable[[int], Awaitable[str]]) -> list[tuple[int, str]]:
+        """Parts 1..``count`` sent by ``send_part`` (returns the part's ETag), ``part_concurrency``
+        at a time; their (number, ETag) in order. A failed part fails the lot with the most
+        telling error (``first_store_error``)."""
         etags: dict[int, str] = {}
-        entry_id = e.saved_id
-        sent = 0
         limiter = trio.Semaphore(self.s.part_concurrency)
 
         async def one(num: int) -> None:
-            nonlocal sent
             async with limiter:
-                off = (num - 1) * part_size
-                body = await trio.to_thread.run_sync(_read_at, snap, off, min(part_size, size - off))
-                etags[num] = await self.store.upload_part(key, upload_id, num, body)
-                sent += len(body)
-                self.progress[entry_id] = (sent, size)
+                etags[num] = await send_part(num)
 
         try:
             async with trio.open_nursery() as n:
@@ -346,7 +334,25 @@ class Uploader:
                     n.start_soon(one, num)
         except BaseExceptionGroup as group:
             raise first_store_error(group) from None
-        parts = [(num, etags[num]) for num in range(1, count + 1)]
+        return [(num, etags[num]) for num in range(1, count + 1)]
+
+    async def _send_parts(self, e: Entry, key: str, upload_id: str, snap: str, size: int,
+                          base: str | None) -> PutResult:
+        part_size = part_size_for(size, self.s.part_size)
+        count = -(-size // part_size)
+        entry_id = e.saved_id
+        sent = 0
+
+        async def one(num: int) -> str:
+            nonlocal sent
+            off = (num - 1) * part_size
+            body = await trio.to_thread.run_sync(_read_at, snap, off, min(part_size, size - off))
+            etag = await self.store.upload_part(key, upload_id, num, body)
+            sent += len(body)
+            self.progress[entry_id] = (sent, size)
+            return etag
+
+        parts = await self._parts(count, one)
         if base is not None:
             # some servers (moto among them) ignore If-Match on CompleteMultipartUpload:
             # check just before completing, so at worst a race of one round trip remains
