@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import control
+from . import cli_versions, control
 from .config import OPTIONS, BadValue, MountConfig, Option, load_yaml_config
 from .errors import UserError
 from .keys import split_bucket_arg
@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="path of the file inside the mount")
     p.add_argument("--keep", choices=["local", "remote", "both"], required=True,
                    help="which version stays under the name (both: the local one under a conflict name)")
+
+    cli_versions.add_parsers(sub)
 
     p = sub.add_parser("demo", help="embedded S3 server with a bucket, mounted; Ctrl-C unmounts")
     p.add_argument("mountpoint", nargs="?", default="demo-mnt")
@@ -437,7 +439,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "sync": cmd_sync, "status": cmd_status,
-            "conflicts": cmd_conflicts, "resolve": cmd_resolve, "demo": cmd_demo}
+            "conflicts": cmd_conflicts, "resolve": cmd_resolve, "demo": cmd_demo,
+            "versions": cli_versions.cmd_versions, "restore": cli_versions.cmd_restore}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,12 @@ def find_socket(mountpoint: str) -> str:
     raise UserError(f"{mountpoint} is not a mountsync mount (no daemon found); check the path or mount it")
 
 
+def has_socket(mountpoint: str) -> bool:
+    """Whether a daemon socket for ``mountpoint`` exists (not checked further: ``request`` does)."""
+    name = socket_name(mountpoint)
+    return any(os.path.exists(os.path.join(d, name)) for d in runtime_dirs())
+
+
 Handler = Callable[[dict], Awaitable[dict]]
 
 

@@ -26,7 +26,7 @@ from dataclasses import asdict
 
 import trio
 
-from . import control, keys, sdnotify
+from . import control, keys, sdnotify, versions
 from .backend.base import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -203,6 +203,7 @@ class Daemon:
         check_bucket(self.store, self.config)
         check_writable(self.store, self.config)
         self.stack = Stack.open(self.config, self.store)
+        versions.clear_leftovers(self.stack.cache_dir)
         adapter = fuse.FuseAdapter(self.stack.fs, writeback_cache=self.config.writeback_cache)
         source = f"{self.config.bucket}/{self.config.prefix}" if self.config.prefix else self.config.bucket
         flags = tuple(f for f in ("noexec", "nosuid", "nodev") if getattr(self.config, f))
@@ -326,6 +327,13 @@ class Daemon:
             if keep not in ("local", "remote", "both"):
                 return {"ok": False, "error": "keep must be local, remote or both"}
             return (await stack.reconciler.resolve(str(req.get("path", "")).strip("/"), keep)).to_json()
+        if op in ("versions", "fetch_version"):
+            path = versions.inside_path(req.get("path"))
+            if path is None:
+                return {"ok": False, "error": f"not a file inside the mount: {req.get('path')!r}"}
+            if op == "versions":
+                return await versions.list_versions(stack.store, path)
+            return await versions.fetch_version(stack.store, path, str(req.get("version_id", "")), stack.cache_dir)
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         return {"ok": False, "error": f"unknown request {op!r}"}

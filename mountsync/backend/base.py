@@ -115,6 +115,25 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class VersionInfo:
+    """One version of one key on a versioned bucket (``list_versions``).
+
+    ``deleted``: a delete marker (no bytes: ``size`` 0, ``etag`` ""). ``latest``: the version
+    a plain GET sees (or, for a marker, the reason a plain GET finds nothing). ``version_id``
+    is "null" for the one version an unversioned bucket (or one from before versioning was
+    enabled) keeps, as S3 names it."""
+
+    key: str
+    version_id: str
+    size: int
+    etag: str
+    last_modified: float  # seconds since the epoch
+    latest: bool
+    deleted: bool = False
+    storage_class: str = ""
+
+
+@dataclass(frozen=True)
 class ListPage:
     """One page of a listing. ``prefixes`` are the common prefixes (ending in the delimiter)."""
 
@@ -313,6 +332,24 @@ class ObjectStore(Protocol):
 
     def delete_many(self, keys: list[str]) -> list[str]:
         """Delete up to 1000 keys in one request; returns the keys that failed."""
+        ...
+
+    # versions (``mountsync versions`` / ``restore``; the mount itself never asks for them)
+
+    def versioning(self) -> str:
+        """The bucket's versioning state: "Enabled", "Suspended" or "" (never enabled)."""
+        ...
+
+    def list_versions(self, key: str) -> list[VersionInfo]:
+        """Every version of exactly ``key`` (delete markers included), newest first; on a bucket
+        without versioning, the current object alone (version id "null") or nothing."""
+        ...
+
+    def get_version_into(self, key: str, version_id: str, sink: Callable[[bytes, int], object],
+                         piece: int = PIECE) -> int:
+        """The whole of one version handed to ``sink(data, offset)`` as it arrives, as
+        ``get_into``; NotFoundError if there is no such version, InvalidRequestError if it is
+        a delete marker; ArchivedError as for ``get``."""
         ...
 
 

@@ -25,6 +25,7 @@ ObjectStore, which is thread-safe by contract).
 from __future__ import annotations
 
 import functools
+import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from .base import (
     ObjectStore,
     PreconditionFailedError,
     PutResult,
+    VersionInfo,
 )
 
 _P = ParamSpec("_P")
@@ -207,6 +209,25 @@ class Bucket:
 
     async def delete_many(self, keys_: list[str]) -> list[str]:
         return await self._run(self.sync.delete_many, keys_)
+
+    # ------------------------------------------------------------ versions
+
+    async def versioning(self) -> str:
+        return await self._run(self.sync.versioning)
+
+    async def list_versions(self, key: str) -> list[VersionInfo]:
+        return await self._run(self.sync.list_versions, key)
+
+    async def get_version_to(self, key: str, version_id: str, path: str) -> int:
+        """The whole of one version written to a new file ``path`` (mode 0600) by the worker
+        thread; returns its size. The file is the caller's, left in place on failure too."""
+        def fetch() -> int:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                return self.sync.get_version_into(key, version_id, lambda data, at: os.pwrite(fd, data, at))
+            finally:
+                os.close(fd)
+        return await self._run(fetch)
 
     # ------------------------------------------------- conditional helpers
 

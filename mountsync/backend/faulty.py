@@ -49,12 +49,13 @@ from .base import (
     StoreStats,
     TransientError,
     UnreachableError,
+    VersionInfo,
 )
 
 OPS = (
     "check_bucket", "list_page", "head", "get", "put", "create_multipart", "upload_part", "upload_part_copy",
     "complete_multipart", "abort_multipart", "list_multipart_uploads", "copy", "delete",
-    "delete_many",
+    "delete_many", "versioning", "list_versions",
 )
 
 # Names as counted in StoreStats, accepted as aliases.
@@ -386,3 +387,13 @@ class FaultyStore:
     def delete_many(self, keys: list[str]) -> list[str]:
         return self._invoke("delete_many", None, lambda: self.inner.delete_many(keys))
 
+    def versioning(self) -> str:
+        return self._invoke("versioning", None, self.inner.versioning)
+
+    def list_versions(self, key: str) -> list[VersionInfo]:
+        return self._invoke("list_versions", key, lambda: self.inner.list_versions(key))
+
+    def get_version_into(self, key: str, version_id: str, sink: Callable[[bytes, int], object],
+                         piece: int = PIECE) -> int:
+        """Faults, delays and gates as for ``get`` (the op is "get")."""
+        return self._invoke("get", key, lambda: self.inner.get_version_into(key, version_id, sink, piece))

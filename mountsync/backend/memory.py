@@ -20,6 +20,9 @@ What it imitates (and the conformance suite checks against moto):
 - Deleting a missing key succeeds; ``delete`` with ``if_match`` on a missing
   key → NotFoundError (as moto).
 - ``bucket_exists=False`` makes every call raise BucketNotFoundError.
+- Versions (``versioned=True``, or ``set_versioning``): every write keeps the versions
+  before it and a delete leaves a delete marker, each with its own version id; without
+  versioning (or suspended) a write replaces the version called "null", as S3 does.
 
 Locking: one ``threading.Lock`` (``self._lock``) guards all bucket state
 (``_objects``, ``_keys``, ``_uploads``). It is held for the whole of each
@@ -50,6 +53,7 @@ from .base import (
     PreconditionFailedError,
     PutResult,
     StoreStats,
+    VersionInfo,
     hand_over,
     normalize_etag,
     normalize_metadata,
@@ -65,6 +69,8 @@ class _Object:
     etag: str
     last_modified: float
     metadata: dict[str, str]
+    version_id: str = "null"  # set by ``_store_locked``
+    deleted: bool = False  # a delete marker (in ``_history`` only)
 
 
 @dataclass
@@ -97,7 +103,8 @@ def _after_prefix(prefix: str) -> str:
 class MemoryStore:
     """An ObjectStore kept in a dict. Thread-safe; see the module docstring."""
 
-    def __init__(self, bucket: str = "memory-bucket", *, bucket_exists: bool = True) -> None:
+    def __init__(self, bucket: str = "memory-bucket", *, bucket_exists: bool = True,
+                 versioned: bool = False) -> None:
         self.bucket = bucket
         self.bucket_exists = bucket_exists
         self.stats = StoreStats()
@@ -106,6 +113,9 @@ class MemoryStore:
         self._keys: list[str] = []  # sorted keys of _objects; guarded by _lock
         self._uploads: dict[str, _Upload] = {}  # guarded by _lock
         self._upload_ids = itertools.count(1)  # guarded by _lock
+        self._versioning = "Enabled" if versioned else ""  # guarded by _lock
+        self._history: dict[str, list[_Object]] = {}  # key → versions, oldest first; guarded by _lock
+        self._version_ids = itertools.count(1)  # guarded by _lock
 
     # ------------------------------------------------------------ helpers
 
@@ -116,7 +126,18 @@ class MemoryStore:
         if not self.bucket_exists:
             raise BucketNotFoundError(f"bucket {self.bucket!r} does not exist", code="NoSuchBucket")
 
+    def _keep_version_locked(self, key: str, obj: _Object) -> None:
+        """Record ``obj`` (an object or a delete marker) as ``key``'s newest version."""
+        versions = self._history.setdefault(key, [])
+        if self._versioning == "Enabled":
+            obj.version_id = f"v{next(self._version_ids):06d}"
+        else:  # replaces the "null" version
+            obj.version_id = "null"
+            versions[:] = [v for v in versions if v.version_id != "null"]
+        versions.append(obj)
+
     def _store_locked(self, key: str, obj: _Object) -> None:
+        self._keep_version_locked(key, obj)
         if key not in self._objects:
             if not self._keys or key > self._keys[-1]:
                 self._keys.append(key)
@@ -125,6 +146,11 @@ class MemoryStore:
         self._objects[key] = obj
 
     def _remove_locked(self, key: str) -> None:
+        if key in self._objects:
+            if self._versioning:
+                self._keep_version_locked(key, _Object(b"", "", time.time(), {}, deleted=True))
+            else:
+                del self._history[key]
         if self._objects.pop(key, None) is not None:
             i = bisect.bisect_left(self._keys, key)
             del self._keys[i]
@@ -392,6 +418,44 @@ class MemoryStore:
                 for key in keys[i : i + MAX_DELETE_KEYS]:
                     self._remove_locked(key)
         return []
+
+    # ------------------------------------------------------------ versions
+
+    def versioning(self) -> str:
+        self.stats.count("get_versioning")
+        with self._lock:
+            self._check_bucket_locked()
+            return self._versioning
+
+    def set_versioning(self, state: str) -> None:
+        """Turn versioning "Enabled" or "Suspended" (a test helper; S3: PutBucketVersioning)."""
+        with self._lock:
+            self._versioning = state
+
+    def list_versions(self, key: str) -> list[VersionInfo]:
+        self.stats.count("list_versions")
+        with self._lock:
+            self._check_bucket_locked()
+            versions = list(reversed(self._history.get(key, [])))
+        return [VersionInfo(key=key, version_id=v.version_id, size=len(v.data), etag=v.etag,
+                            last_modified=v.last_modified, latest=i == 0, deleted=v.deleted,
+                            storage_class="" if v.deleted else "STANDARD")
+                for i, v in enumerate(versions)]
+
+    def get_version_into(self, key: str, version_id: str, sink: Callable[[bytes, int], object],
+                         piece: int = PIECE) -> int:
+        with self._lock:
+            self._check_bucket_locked()
+            found = [v for v in self._history.get(key, []) if v.version_id == version_id]
+        if not found:
+            self.stats.count("get")
+            raise NotFoundError(f"{key!r} has no version {version_id!r}", code="NoSuchVersion")
+        if found[0].deleted:
+            self.stats.count("get")
+            raise InvalidRequestError(f"version {version_id!r} of {key!r} is a delete marker",
+                                      code="MethodNotAllowed")
+        self.stats.count("get", down=len(found[0].data))
+        return hand_over(found[0].data, 0, sink, piece)
 
     # ------------------------------------------------------- test helpers
 

@@ -1,5 +1,5 @@
 """S3Store: the ObjectStore over boto3. Only the backend/s3*.py modules (this one and
-``s3_errors``, the error mapping) may import boto3/botocore.
+``s3_errors``, the error mapping) may import boto3/botocore (``s3_admin`` needs neither).
 
 Threads: one boto3 client is created in ``__init__`` and shared; botocore
 clients are thread-safe (the boto3 *session* is not, so it is used only in
@@ -21,9 +21,8 @@ Stats: each method call is counted once under its operation name, whatever
 botocore retried underneath; ``bytes_up`` counts the body sent (even if the
 request then failed), ``bytes_down`` the body received.
 
-Limits: ``copy`` is a single CopyObject, so sources over 5 GiB fail with
-InvalidRequestError (no UploadPartCopy). ``CopySourceIfMatch`` is sent but some
-servers (moto) ignore it.
+Limits: ``copy`` is one CopyObject (5 GiB at most; larger sources are copied in parts
+with ``upload_part_copy``). ``CopySourceIfMatch`` is sent; moto ignores it.
 
 Errors are mapped to ``base.py`` classes by ``map_error`` (``s3_errors.py``):
 the server's code and HTTP status decide; connection failures become
@@ -62,6 +61,7 @@ from .base import (
     normalize_etag,
     normalize_metadata,
 )
+from .s3_admin import S3Admin
 from .s3_errors import map_error
 
 T = TypeVar("T")
@@ -135,8 +135,10 @@ def _body_and_md5(body: Body) -> tuple[Any, str, int]:
     return data, _md5_b64(data), len(data)
 
 
-class S3Store:
-    """An S3 (or S3-compatible) bucket. Blocking; safe to call from many threads."""
+class S3Store(S3Admin):
+    """An S3 (or S3-compatible) bucket. Blocking; safe to call from many threads.
+    Requests the mount itself never makes (``create_bucket``, the version requests) are in
+    ``S3Admin``."""
 
     def __init__(
         self,
@@ -241,14 +243,6 @@ class S3Store:
 
     # --------------------------------------------------------- operations
 
-    def create_bucket(self) -> None:
-        """Create the bucket (used by ``mountsync demo`` against its embedded server)."""
-        params: dict[str, Any] = {"Bucket": self.bucket}
-        region = self._client.meta.region_name
-        if region and region != "us-east-1":
-            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        self._call("create_bucket", f"CreateBucket {self.bucket}", lambda: self._client.create_bucket(**params))
-
     def check_bucket(self) -> None:
         what = f"HeadBucket {self.bucket}"
         try:
@@ -338,6 +332,12 @@ class S3Store:
             if exc.code == "InvalidRange":  # the range starts at or past the end
                 return 0
             raise
+        return self._stream_body(what, resp, start, sink, piece)
+
+    def _stream_body(self, what: str, resp: Any, start: int, sink: Callable[[bytes, int], object],
+                     piece: int) -> int:
+        """Read a GetObject answer's body ``piece`` bytes at a time into ``sink`` (offsets from
+        ``start``), counting the bytes as they come; closes the body."""
         handed = 0
         body = resp["Body"]  # botocore's StreamingBody (its ``with`` yields the raw stream)
         try:

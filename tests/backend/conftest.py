@@ -110,3 +110,24 @@ def missing_bucket_store(kind, request):
         return FaultyStore(MemoryStore("no-such-bucket", bucket_exists=False))
     server = request.getfixturevalue("moto_server")
     return make_s3_store(server.endpoint, _new_bucket_name())
+
+
+@pytest.fixture
+def versioned_store(kind, request):
+    """An empty bucket with versioning enabled, behind the implementation named by ``kind``."""
+    if kind == "memory":
+        yield MemoryStore("test-bucket", versioned=True)
+        return
+    if kind == "faulty":
+        yield FaultyStore(MemoryStore("test-bucket", versioned=True))
+        return
+    server = request.getfixturevalue("moto_server")
+    client = request.getfixturevalue("moto_client")
+    s3_store = request.getfixturevalue("session_s3_store")
+    client.create_bucket(Bucket=s3_store.bucket)
+    client.put_bucket_versioning(Bucket=s3_store.bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3_store.stats.reset()
+    try:
+        yield s3_store
+    finally:
+        server.reset()
