@@ -16,6 +16,12 @@ ETag. Rows are written only by the mount's own successful writes:
   rename): the new key is ours;
 - a successful delete of the key: the row goes.
 
+A write whose answer was lost (the connection broke after the request was sent) may
+have landed or not. Its would-be ETag is kept in ``unanswered_writes`` (``unanswered``)
+until a later write of ours to the key is answered or the key is deleted, so that a
+delete refused because the key holds another version can tell our own landed write
+(``was_unanswered``: delete it) from another writer's change (a conflict).
+
 So "ours" is a property of a *version*, never of a name: another writer's
 version at the same key has another ETag and is protected. The rows live in the
 cache dir's journal, so they survive restarts and remounts with the same cache
@@ -33,6 +39,11 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS created_objects (
     key TEXT PRIMARY KEY,
     etag TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unanswered_writes (
+    key TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    PRIMARY KEY (key, etag)
 );
 """
 
@@ -59,6 +70,7 @@ class Creations:
         """Our write (PUT, multipart, copy) replaced version ``replaced`` (None: nothing)
         of ``key`` with ``etag``: record whether the result is ours, and return it."""
         mine = ours_after_write(replaced, self.ours(key, replaced))
+        self._db.execute("DELETE FROM unanswered_writes WHERE key = ?", (key,))
         if mine:
             self._db.execute("INSERT OR REPLACE INTO created_objects (key, etag) VALUES (?, ?)", (key, etag))
         else:
@@ -68,6 +80,16 @@ class Creations:
     def forget(self, key: str) -> None:
         """The key was deleted (or holds a version that is not ours)."""
         self._db.execute("DELETE FROM created_objects WHERE key = ?", (key,))
+        self._db.execute("DELETE FROM unanswered_writes WHERE key = ?", (key,))
+
+    def unanswered(self, key: str, etag: str) -> None:
+        """Our write of a version with ``etag`` to ``key`` got no answer: it may have landed."""
+        self._db.execute("INSERT OR IGNORE INTO unanswered_writes (key, etag) VALUES (?, ?)", (key, etag))
+
+    def was_unanswered(self, key: str, etag: str) -> bool:
+        """Is ``etag`` the version of a write of ours to ``key`` whose answer was lost?"""
+        return self._db.execute("SELECT 1 FROM unanswered_writes WHERE key = ? AND etag = ?",
+                                (key, etag)).fetchone() is not None
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM created_objects").fetchone()[0])

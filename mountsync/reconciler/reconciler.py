@@ -44,10 +44,11 @@ from ..errors import FsError
 from ..retry import backoff_delay
 from . import report
 from .conflict import ResolvedElsewhere
+from .deleter import CopyPending
 from .due import DueQueue
 from .items import Abort, Carried, Delete, Item, SyncResult, Upload
 from .pace import Pace
-from .uploader import CopyPending, RenamedDuringUpload, Uploader
+from .uploader import RenamedDuringUpload, Uploader
 from .waiting import Remaining, satisfied
 
 log = logging.getLogger("mountsync.reconciler")

@@ -27,14 +27,23 @@ from dataclasses import dataclass
 import trio
 
 from .. import attrs as attrs_mod
-from ..backend.base import Body, NotFoundError, PreconditionFailedError, PutResult, StoreError, first_store_error
+from ..backend.base import (
+    Body,
+    NotFoundError,
+    PreconditionFailedError,
+    PutResult,
+    StoreError,
+    TransientError,
+    UnreachableError,
+    first_store_error,
+)
 from ..backend.bucket import Bucket
 from ..cache.item import Items
 from ..cache.journal import Entry, Journal
 from ..etags import expected_etag, part_size_for
-from ..events import PathChanged
-from ..logs import Transfer, transfer_fields, transfer_message
+from ..logs import Transfer
 from .conflict import ConflictHandler, ResolvedElsewhere
+from .deleter import CopyPending, Deleter, log_transfer
 from .moved import MovedFiles
 
 COPY_PART = 512 * 1024**2  # part size of a copy in parts (at most 10,000 parts; larger ones grow)
@@ -79,6 +88,7 @@ class Uploader:
         self.progress: dict[int, tuple[int, int]] = {}  # entry id → (bytes sent, total)
         self.active_uploads: set[str] = set()  # multipart upload ids being sent by this process
         self.moved = MovedFiles(store, journal, items, conflicts)
+        self.deleter = Deleter(store, journal, conflicts)
 
     async def upload(self, entry_id: int) -> Entry | None:
         """Upload the entry's current generation. Returns the updated entry (None if gone).
@@ -88,7 +98,7 @@ class Uploader:
             return e
         started = time.monotonic()
         done, transfer = await self._upload(e)
-        _log_transfer(transfer, time.monotonic() - started, e.attempts + 1)
+        log_transfer(transfer, time.monotonic() - started, e.attempts + 1)
         return done
 
     async def _upload(self, e: Entry) -> tuple[Entry | None, Transfer]:
@@ -235,6 +245,12 @@ class Uploader:
             # a body factory, not a leak: _put_resolving closes each body it opens
             result = await self._put_resolving(e, key, lambda: open(snap, "rb"), md, snap)  # noqa: SIM115
             return result, gen
+        except TransientError as exc:
+            if not isinstance(exc, UnreachableError):  # sent, perhaps landed: remember what it would be
+                mine = await trio.to_thread.run_sync(expected_etag, snap, size, self.s.multipart_threshold,
+                                                     self.s.part_size)
+                self.journal.created.unanswered(key, mine)
+            raise
         finally:
             self.progress.pop(entry_id, None)
 
@@ -385,55 +401,9 @@ class Uploader:
             log.warning("could not abort multipart upload %s of %r (%s), nor record it: it stays "
                         "incomplete in the bucket until a lifecycle rule removes it", upload_id, key, exc)
 
-    async def _sweep_markers_below(self, path: str) -> None:
-        """A directory gone here (removed or moved away; nothing of it in the journal) may
-        leave directory markers below it in the bucket whose own deletes could not be
-        recorded (one tombstone per path: a file that took a marker's name took its row):
-        they hold no content, and left behind they would bring the directory back."""
-        if self.journal.get(path) is not None or self.journal.under(path):
-            return
-        listing = await self.store.list_all(self.store.dir_key(path), recursive=True)
-        own = self.store.dir_key(path)
-        for o in listing.objects:
-            if o.key.endswith("/") and o.key != own and o.size == 0:
-                try:
-                    await self.store.delete_if_match(o.key, o.etag)
-                except (PreconditionFailedError, NotFoundError):
-                    continue  # changed or gone meanwhile: not ours to decide
-                _log_transfer(Transfer("delete", o.key), 0.0, 1)
-
     async def delete(self, path: str) -> None:
-        """Carry out the tombstone at ``path`` (conditional on its base ETag when known)."""
-        t = self.journal.tombstone(path)
-        if t is None:
-            return
-        waiting_for = self.journal.copy_pending_from(t.path, t.base_etag)
-        if waiting_for is not None:
-            raise CopyPending(waiting_for)
-        if t.kind == stat.S_IFDIR and (self.journal.tombstones_under(t.path) or self.journal.copies_from_under(t.path)):
-            raise CopyPending(None)  # a moved directory: its old name stays hidden until its keys are gone
-        key = self.store.object_key(t.path, t.kind)
-        started = time.monotonic()
-        if t.kind == stat.S_IFDIR:
-            await self._sweep_markers_below(t.path)
-        try:
-            await self.store.delete_if_match(key, t.base_etag)
-        except PreconditionFailedError:
-            remote = await self.store.head_or_none(key)
-            self.conflicts.on_delete_refused(t.path, t.base_etag, remote.etag if remote else None)
-            return
-        except NotFoundError:
-            pass
-        self.journal.created.forget(key)
-        _log_transfer(Transfer("delete", key), time.monotonic() - started, t.attempts + 1)
-        if (now := self.journal.tombstone(path)) is not None and now.created == t.created:
-            self.journal.remove_tombstone(path)
-            if t.kind == stat.S_IFDIR:  # keys may remain below it (deletes refused): list again
-                self.conflicts.events.publish(PathChanged(path))
-
-
-def _log_transfer(t: Transfer, seconds: float, attempt: int) -> None:
-    log.info(transfer_message(t, seconds, attempt), extra=transfer_fields(t, seconds, attempt))
+        """Carry out the tombstone at ``path`` (``Deleter``)."""
+        await self.deleter.delete(path)
 
 
 async def _conditional_write(key: str, base: str | None, write: Callable[..., Awaitable[PutResult]]) -> PutResult:
@@ -448,16 +418,6 @@ async def _conditional_write(key: str, base: str | None, write: Callable[..., Aw
         if isinstance(exc, NotFoundError) and base is None:
             raise
         raise ConflictError(f"{key!r} changed in the bucket under a local edit") from exc
-
-
-class CopyPending(Exception):
-    """The object a tombstone deletes (or an upload replaces) is still the source of a
-    renamed file's copy (entry ``entry_id``): that copy goes first. ``None``: a directory
-    marker's delete that waits for the deletes and copies of the keys below it."""
-
-    def __init__(self, entry_id: int | None) -> None:
-        super().__init__(entry_id)
-        self.entry_id = entry_id
 
 
 class RenamedDuringUpload(Exception):

@@ -225,3 +225,23 @@ def test_survives_reopen(jpath):
         assert j2.save(mk("other")).id > e.id
     finally:
         j2.close()
+
+
+def test_creations_and_unanswered_writes(j, jpath):
+    c = j.created
+    assert c.after_write("k", None, "e1") and c.ours("k", "e1")
+    assert not c.ours("k", "e0") and not c.ours("k", None)
+    c.unanswered("k", "e2")
+    c.unanswered("k", "e2")  # twice is once
+    c.unanswered("other", "e9")
+    assert c.was_unanswered("k", "e2") and not c.was_unanswered("k", "e1")
+    j.close()
+    again = Journal(jpath)  # kept across a restart
+    c = again.created
+    assert c.was_unanswered("k", "e2") and c.ours("k", "e1")
+    assert c.after_write("k", "e1", "e3")  # an answered write of ours settles the question
+    assert not c.was_unanswered("k", "e2") and c.ours("k", "e3")
+    c.forget("other")
+    assert not c.was_unanswered("other", "e9")
+    assert not c.after_write("k", "someone-else", "e4") and not c.ours("k", "e4")
+    again.close()
