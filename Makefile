@@ -7,7 +7,7 @@
 #   make clean  remove .venv and caches
 # `setup` (used by the others) installs what is missing: Debian packages
 # fuse3 libfuse3-dev pkg-config, and the programs the tests run (s3fs rsync git
-# sqlite3 vim tar) (as root), and a .venv with the package.
+# sqlite3 vim tar) (as root), a .venv with the package, and Azurite (npm, .tools/).
 
 SHELL        := /bin/bash
 PYTHON       ?= python3
@@ -25,6 +25,7 @@ BENCH_ARGS   ?=
 # command:package pairs the benchmark drives (the peers, fio)
 BENCH_PKGS   := rclone:rclone s3fs:s3fs fio:fio
 BENCH_STAMP  := $(VENV)/.bench-stamp
+AZURITE      := .tools/node_modules/.bin/azurite-blob
 
 # CI=true reaches the tests (make passes the environment on anyway).
 ifeq ($(CI),true)
@@ -33,7 +34,23 @@ endif
 
 .PHONY: setup sysdeps test demo lint clean bench bench-sysdeps
 
-setup: sysdeps $(STAMP)
+setup: sysdeps $(STAMP) $(AZURITE)
+
+# Azurite (the Azure Storage emulator the tests start), at the version and with the
+# dependencies locked in tests/azurite/, installed with npm ci into .tools/. Node.js and
+# npm come from Debian when missing.
+$(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "mountsync setup: npm is missing (for Azurite); as root run: apt-get install -y nodejs npm" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "mountsync setup: installing nodejs npm"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; \
+	fi
+	mkdir -p .tools && cp tests/azurite/package.json tests/azurite/package-lock.json .tools/
+	cd .tools && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # System packages: only touched when something is missing.
 sysdeps:
@@ -105,5 +122,5 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .mypy_cache build dist *.egg-info
+	rm -rf $(VENV) .tools .pytest_cache .hypothesis .ruff_cache .mypy_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from . import cli_versions, control
 from .config import OPTIONS, BadValue, MountConfig, Option, load_yaml_config
 from .errors import UserError
-from .keys import split_bucket_arg
+from .source import parse_source
 
 log = logging.getLogger("mountsync")
 
@@ -91,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the version (and those of Python, pyfuse3 and boto3) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("mount", help="mount BUCKET[/PREFIX/] at MOUNTPOINT")
-    p.add_argument("source", metavar="BUCKET[/PREFIX/]")
+    p = sub.add_parser("mount", help="mount a bucket (or a prefix of one) at MOUNTPOINT")
+    p.add_argument("source", metavar="SOURCE",
+                   help="BUCKET[/PREFIX/] or s3://BUCKET[/PREFIX/] (S3 and S3-compatible stores), "
+                        "az://ACCOUNT/CONTAINER[/PREFIX/] (Azure Blob Storage)")
     p.add_argument("mountpoint")
     _add_mount_options(p)
     p.add_argument("--debug", action="store_true", dest="debug_mount",
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> MountConfig:
     """Defaults < config file < flags; every value was typed and checked by the schema."""
-    bucket, prefix = split_bucket_arg(args.source)
+    source = parse_source(args.source)
     values: dict = {}
     if args.config:
         values.update(load_yaml_config(args.config))
@@ -144,8 +146,8 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
             values[opt.field] = v
     if getattr(args, "debug_mount", False) or args.debug:
         values["debug"] = True
-    values["prefix"] = values.get("prefix") or prefix
-    values.update(bucket=bucket, mountpoint=args.mountpoint)
+    values["prefix"] = values.get("prefix") or source.prefix
+    values.update(bucket=source.bucket, cloud=source.cloud, account=source.account, mountpoint=args.mountpoint)
     return MountConfig(**values).validate()
 
 
@@ -370,7 +372,8 @@ def format_status(st: dict) -> str:
     from .logs import fmt_bytes
 
     lines = [
-        f"mount:     {st['mountpoint']}  ←  s3://{st['bucket']}/{st.get('prefix', '')}  ({st['endpoint']})",
+        f"mount:     {st['mountpoint']}  ←  {st.get('source') or 's3://' + st['bucket'] + '/' + st.get('prefix', '')}"
+        f"  ({st['endpoint']})",
         f"endpoint:  {'reachable' if st['endpoint_reachable'] else 'UNREACHABLE: ' + str(st['endpoint_error'])}",
         f"pending:   {st['pending_files']} file(s), {fmt_bytes(st['pending_bytes'])}; "
         f"{st.get('pending_renames', 0)} rename(s); {len(st['pending_deletes'])} delete(s)",

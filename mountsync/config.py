@@ -43,9 +43,11 @@ CONFLICT_STRATEGIES = ("keep-both", "local-wins", "remote-wins", "newest-wins", 
 
 @dataclass(frozen=True)
 class MountConfig:
-    bucket: str
+    bucket: str  # for Azure: the container
     mountpoint: str
     prefix: str = ""
+    cloud: str = "s3"  # "s3", "gcs" or "azure" (mountsync.source)
+    account: str = ""  # Azure: the storage account
     region: str | None = None
     endpoint_url: str | None = None
     force_path_style: bool = False
@@ -90,8 +92,16 @@ class MountConfig:
             return os.path.abspath(self.cache_dir)
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         ident = f"{self.endpoint_url or 'aws'}|{self.bucket}|{self.prefix}"
+        if self.cloud != "s3":
+            ident = f"{self.cloud}|{self.account}|{self.endpoint_url or 'default'}|{self.bucket}|{self.prefix}"
         digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
         return os.path.join(base, "mountsync", f"{self.bucket}-{digest}")
+
+    def source_url(self) -> str:
+        """Where the objects are, as a URL (``s3://bucket/prefix/``, ``az://account/container/``)."""
+        from .source import Source
+
+        return Source(self.cloud, self.bucket, normalize_prefix(self.prefix), self.account).url()
 
     def validate(self) -> MountConfig:
         """Checks that involve several options (each option's own form is checked by ``OPTIONS``)
@@ -106,6 +116,12 @@ class MountConfig:
             raise UserError(f"unknown --sse {self.sse!r}: use AES256 or aws:kms", code=2)
         if self.sse_kms_key_id and self.sse != "aws:kms":
             raise UserError("--sse-kms-key-id needs --sse aws:kms", code=2)
+        if self.cloud != "s3":
+            s3_only = [flag for flag, value in (("--sse", self.sse), ("--sse-kms-key-id", self.sse_kms_key_id),
+                                                ("--profile", self.profile), ("--region", self.region),
+                                                ("--force-path-style", self.force_path_style)) if value]
+            if s3_only:
+                raise UserError(f"{', '.join(s3_only)}: S3 only, not for {self.source_url()}", code=2)
         if self.allow_other and self.allow_root:
             raise UserError("--allow-other and --allow-root exclude each other: use one "
                             "(--allow-other already lets root in)", code=2)

@@ -117,15 +117,27 @@ def detach_lazily(mountpoint: str) -> bool:
     return False
 
 
+def _where(config: MountConfig) -> str:
+    if config.endpoint_url:
+        return config.endpoint_url
+    return "AWS S3" if config.cloud == "s3" else f"Azure account {config.account!r}"
+
+
+def _credentials_hint(config: MountConfig) -> str:
+    if config.cloud == "azure":
+        return ("check the Azure credentials (AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, "
+                "AZURE_STORAGE_SAS_TOKEN) and the container's access")
+    return "check the AWS credentials (environment, --profile) and the bucket policy"
+
+
 def check_bucket(store, config: MountConfig) -> None:
-    where = config.endpoint_url or "AWS S3"
+    where = _where(config)
     try:
         store.check_bucket()
     except BucketNotFoundError:
         raise UserError(f"bucket {config.bucket!r} does not exist at {where}: check the name or create it") from None
     except AccessDeniedError as exc:
-        raise UserError(f"access to bucket {config.bucket!r} denied ({exc}): check the AWS credentials "
-                        "(environment, --profile) and the bucket policy") from None
+        raise UserError(f"access to bucket {config.bucket!r} denied ({exc}): {_credentials_hint(config)}") from None
     except UnreachableError as exc:
         raise UserError(f"endpoint {where} is unreachable ({exc}): check --endpoint-url and the network") from None
     except TransientError as exc:
@@ -145,7 +157,7 @@ def check_writable(store, config: MountConfig) -> None:
     will fail the same way) and, with --allow-delete, refuses the mount."""
     if config.read_only:
         return
-    where = config.endpoint_url or "AWS S3"
+    where = _where(config)
     key = keys.normalize_prefix(config.prefix) + WRITE_CHECK + uuid.uuid4().hex
     settings = ", ".join(f"{flag} {value}" for flag, value in (
         ("--storage-class", config.storage_class), ("--sse", config.sse), ("--sse-kms-key-id", config.sse_kms_key_id))
@@ -173,6 +185,18 @@ def check_writable(store, config: MountConfig) -> None:
 
 
 def make_store(config: MountConfig):
+    if config.cloud == "azure":
+        try:
+            from .backend.azure import AzureStore
+        except ImportError:
+            raise UserError("az:// needs the Azure SDK, which is not installed: pip install 'mountsync[azure]'") \
+                from None
+        return AzureStore(config.account, config.bucket, endpoint_url=config.endpoint_url,
+                          no_sign_request=config.no_sign_request, tier=config.storage_class)
+    if config.cloud != "s3":
+        raise UserError(f"{config.source_url()}: this version of mountsync mounts S3 and Azure Blob Storage only "
+                        "(Google Cloud Storage: use its S3 interoperability endpoint, --endpoint-url "
+                        "https://storage.googleapis.com with HMAC keys)")
     from .backend.s3 import S3Store
 
     return S3Store(
@@ -199,7 +223,10 @@ class Daemon:
         clear_dead_mount(self.config.mountpoint)
         check_mountpoint(self.config.mountpoint)
         if self.store is None:
-            self.store = make_store(self.config)
+            try:
+                self.store = make_store(self.config)
+            except StoreError as exc:
+                raise UserError(f"cannot use {self.config.source_url()}: {exc}") from None
         check_bucket(self.store, self.config)
         check_writable(self.store, self.config)
         self.stack = Stack.open(self.config, self.store)
@@ -354,8 +381,9 @@ class Daemon:
             "ok": True,
             "mountpoint": self.config.mountpoint,
             "bucket": self.config.bucket,
+            "source": self.config.source_url(),
             "prefix": self.config.prefix,
-            "endpoint": self.config.endpoint_url or "aws",
+            "endpoint": self.config.endpoint_url or ("aws" if self.config.cloud == "s3" else "default"),
             "endpoint_reachable": reachable,
             "endpoint_error": reason,
             "cache_dir": stack.cache_dir,

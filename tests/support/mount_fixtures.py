@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.azurite import ACCOUNT as AZURE_ACCOUNT
+from tests.support.azurite import new_container_name
 from tests.support.fuse import require_fuse
 from tests.support.moto_server import (
     apply_test_aws_env,
@@ -135,6 +137,10 @@ class MountFactory:
         self._n += 1
         return self.tmp_path / f"{stem}-{self._n}"
 
+    def source_args(self, bucket: str, endpoint: str) -> tuple[str, list[str]]:
+        """The SOURCE argument and the options that say where it is."""
+        return bucket, ["--endpoint-url", endpoint, "--force-path-style", "--region", "us-east-1"]
+
     def allow_warning(self, pattern: str) -> None:
         """A daemon.log WARNING line matching ``pattern`` is expected in this test."""
         self.allowed_warnings.append(re.compile(pattern))
@@ -151,9 +157,8 @@ class MountFactory:
             cache_dir = self.new_dir("cache")
         if cache_dir not in self.cache_dirs:
             self.cache_dirs.append(cache_dir)
-        argv = ["mount", bucket, str(mountpoint),
-                "--endpoint-url", endpoint or self.endpoint, "--force-path-style", "--region", "us-east-1",
-                "--cache-dir", str(cache_dir), *options]
+        source, where = self.source_args(bucket, endpoint or self.endpoint)
+        argv = ["mount", source, str(mountpoint), *where, "--cache-dir", str(cache_dir), *options]
         result = run_cli(self.env, *argv, timeout=timeout)
         m = Mount(bucket=bucket, mountpoint=mountpoint, cache_dir=cache_dir, env=self.env, result=result,
                   options=list(options))
@@ -237,6 +242,11 @@ def mount(cli_env, moto_endpoint, bucket, tmp_path):
     require_fuse()
     factory = MountFactory(cli_env, moto_endpoint, bucket, tmp_path)
     yield factory
+    _finish(factory)
+
+
+def _finish(factory: MountFactory) -> None:
+    """Unmount everything the test left mounted; fail on problems and unexpected log lines."""
     problems = factory.teardown()
     bad_lines = factory.log_problems()
     if problems or bad_lines:
@@ -244,3 +254,29 @@ def mount(cli_env, moto_endpoint, bucket, tmp_path):
         if bad_lines:
             msg += "\nunexpected lines in daemon.log:\n" + "\n".join(bad_lines[:30])
         pytest.fail(msg.strip(), pytrace=False)
+
+
+class AzureMountFactory(MountFactory):
+    """Mounts of containers of the test Azurite: ``az://devstoreaccount1/CONTAINER``."""
+
+    def source_args(self, bucket: str, endpoint: str) -> tuple[str, list[str]]:
+        return f"az://{AZURE_ACCOUNT}/{bucket}", ["--endpoint-url", endpoint]
+
+
+@pytest.fixture
+def azure_container(azurite):
+    """A new, empty container of the test Azurite; its name."""
+    from azure.storage.blob import BlobServiceClient
+
+    name = new_container_name()
+    BlobServiceClient.from_connection_string(azurite.connection_string).create_container(name)
+    return name
+
+
+@pytest.fixture
+def azure_mount(cli_env, azurite, azure_container, tmp_path):
+    """Factory like ``mount``, for az:// mounts of ``azure_container`` on Azurite."""
+    require_fuse()
+    factory = AzureMountFactory({**cli_env, **azurite.env()}, azurite.endpoint, azure_container, tmp_path)
+    yield factory
+    _finish(factory)
