@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mount", help="mount a bucket (or a prefix of one) at MOUNTPOINT")
     p.add_argument("source", metavar="SOURCE",
                    help="BUCKET[/PREFIX/] or s3://BUCKET[/PREFIX/] (S3 and S3-compatible stores), "
-                        "az://ACCOUNT/CONTAINER[/PREFIX/] (Azure Blob Storage)")
+                        "az://ACCOUNT/CONTAINER[/PREFIX/] (Azure Blob Storage), gs://BUCKET[/PREFIX/] "
+                        "(Google Cloud Storage)")
     p.add_argument("mountpoint")
     _add_mount_options(p)
     p.add_argument("--debug", action="store_true", dest="debug_mount",

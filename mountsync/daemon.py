@@ -120,10 +120,13 @@ def detach_lazily(mountpoint: str) -> bool:
 def _where(config: MountConfig) -> str:
     if config.endpoint_url:
         return config.endpoint_url
-    return "AWS S3" if config.cloud == "s3" else f"Azure account {config.account!r}"
+    return {"s3": "AWS S3", "gcs": "Google Cloud Storage"}.get(config.cloud, f"Azure account {config.account!r}")
 
 
 def _credentials_hint(config: MountConfig) -> str:
+    if config.cloud == "gcs":
+        return ("check the Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default "
+                "login) and the bucket's IAM roles")
     if config.cloud == "azure":
         return ("check the Azure credentials (AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, "
                 "AZURE_STORAGE_SAS_TOKEN) and the container's access")
@@ -193,10 +196,14 @@ def make_store(config: MountConfig):
                 from None
         return AzureStore(config.account, config.bucket, endpoint_url=config.endpoint_url,
                           no_sign_request=config.no_sign_request, tier=config.storage_class)
-    if config.cloud != "s3":
-        raise UserError(f"{config.source_url()}: this version of mountsync mounts S3 and Azure Blob Storage only "
-                        "(Google Cloud Storage: use its S3 interoperability endpoint, --endpoint-url "
-                        "https://storage.googleapis.com with HMAC keys)")
+    if config.cloud == "gcs":
+        try:
+            from .backend.gcs import GcsStore
+        except ImportError:
+            raise UserError("gs:// needs the Google Cloud Storage SDK, which is not installed: "
+                            "pip install 'mountsync[gcs]'") from None
+        return GcsStore(config.bucket, endpoint_url=config.endpoint_url, no_sign_request=config.no_sign_request,
+                        storage_class=config.storage_class)
     from .backend.s3 import S3Store
 
     return S3Store(

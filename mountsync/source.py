@@ -1,6 +1,6 @@
 """Where a mount's objects are: the ``SOURCE`` argument of ``mountsync mount`` (pure).
 
-Forms (README.md, docs/AZURE.md):
+Forms (README.md, docs/AZURE.md, docs/GCS.md):
 
 - ``BUCKET[/PREFIX/]`` and ``s3://BUCKET[/PREFIX/]``: Amazon S3 or an S3-compatible store
   (``--endpoint-url`` says which);

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-pytest_plugins = ["tests.support.azurite", "tests.support.mount_fixtures"]
+pytest_plugins = ["tests.support.azurite", "tests.support.gcs_emulator", "tests.support.mount_fixtures"]
 
 
 class _Collector(logging.Handler):

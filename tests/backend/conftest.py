@@ -35,7 +35,7 @@ from tests.support.moto_server import (  # noqa: E402
 )
 
 STORE_KINDS = ["memory", "faulty", pytest.param("s3", marks=pytest.mark.moto),
-               pytest.param("azure", marks=pytest.mark.azurite)]
+               pytest.param("azure", marks=pytest.mark.azurite), pytest.param("gcs", marks=pytest.mark.gcs)]
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +92,12 @@ def store(kind, request):
     if kind == "faulty":
         yield FaultyStore(MemoryStore("test-bucket"))
         return
+    if kind == "gcs":
+        from mountsync.backend.gcs import GcsStore
+
+        emulator = request.getfixturevalue("gcs_emulator")
+        yield GcsStore(emulator.new_bucket(), endpoint_url=emulator.endpoint, no_sign_request=True)
+        return
     if kind == "azure":
         s = _azure_store(request.getfixturevalue("azurite"))
         try:
@@ -129,6 +135,11 @@ def missing_bucket_store(kind, request):
         return FaultyStore(MemoryStore("no-such-bucket", bucket_exists=False))
     if kind == "azure":
         return _azure_store(request.getfixturevalue("azurite"), create=False)
+    if kind == "gcs":
+        from mountsync.backend.gcs import GcsStore
+
+        emulator = request.getfixturevalue("gcs_emulator")
+        return GcsStore(f"t{uuid.uuid4().hex[:20]}", endpoint_url=emulator.endpoint, no_sign_request=True)
     server = request.getfixturevalue("moto_server")
     return make_s3_store(server.endpoint, _new_bucket_name())
 
@@ -142,8 +153,8 @@ def versioned_store(kind, request):
     if kind == "faulty":
         yield FaultyStore(MemoryStore("test-bucket", versioned=True))
         return
-    if kind == "azure":
-        pytest.skip("versions on Azure are not built yet (AzureStore lists the current blob only)")
+    if kind in ("azure", "gcs"):
+        pytest.skip(f"versions on {kind} are not built yet (the store lists the current object only)")
     server = request.getfixturevalue("moto_server")
     client = request.getfixturevalue("moto_client")
     s3_store = request.getfixturevalue("session_s3_store")
@@ -154,3 +165,35 @@ def versioned_store(kind, request):
         yield s3_store
     finally:
         server.reset()
+
+
+# What the GCS emulator (gcp-storage-emulator) lacks of GCS: these tests are expected to
+# fail on it (strict: one that starts passing is reported, so the list stays true).
+_IGNORES_PRECONDITIONS = "the GCS emulator ignores generation preconditions"
+GCS_EMULATOR_GAPS = {
+    "test_get_if_match": _IGNORES_PRECONDITIONS,
+    "test_get_into_condition_and_sink_errors": _IGNORES_PRECONDITIONS,
+    "test_put_if_none_match": _IGNORES_PRECONDITIONS,
+    "test_put_if_match": _IGNORES_PRECONDITIONS,
+    "test_delete_if_match": _IGNORES_PRECONDITIONS,
+    "test_multipart_complete_if_none_match_on_existing_key": _IGNORES_PRECONDITIONS,
+    "test_multipart_complete_if_match_wrong": _IGNORES_PRECONDITIONS,
+    "test_copy_if_match": _IGNORES_PRECONDITIONS,
+    "test_copy_if_none_match": _IGNORES_PRECONDITIONS,
+    "test_concurrent_if_none_match_has_one_winner": _IGNORES_PRECONDITIONS,
+    "test_list_pagination_2500_keys": "the GCS emulator ignores maxResults (one page holds everything)",
+    "test_list_small_pages_collapse_prefixes_across_pages": "the GCS emulator ignores maxResults",
+    "test_copy_keeps_or_replaces_metadata": "the GCS emulator's rewrite ignores the destination's metadata",
+    "test_missing_bucket": "the GCS emulator answers 404 without a reason: a missing bucket looks like a "
+                           "missing object",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("kind") != "gcs":
+            continue
+        why = GCS_EMULATOR_GAPS.get(item.originalname)
+        if why:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=why))

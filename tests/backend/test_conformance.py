@@ -28,8 +28,9 @@ def md5(data: bytes) -> str:
 
 
 def opaque_etags(store) -> bool:
-    """Azure's ETags are the service's own (``0x…``), not MD5s of the bytes as on S3."""
-    return type(store).__name__ == "AzureStore"
+    """Azure's ETags are the service's own (``0x…``) and GCS's are generations, not MD5s of
+    the bytes as on S3."""
+    return type(store).__name__ in ("AzureStore", "GcsStore")
 
 
 def same_etag(store, etag: str, data: bytes) -> bool:

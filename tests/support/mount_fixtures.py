@@ -280,3 +280,27 @@ def azure_mount(cli_env, azurite, azure_container, tmp_path):
     factory = AzureMountFactory({**cli_env, **azurite.env()}, azurite.endpoint, azure_container, tmp_path)
     yield factory
     _finish(factory)
+
+
+class GcsMountFactory(MountFactory):
+    """Mounts of buckets of the test GCS emulator: ``gs://BUCKET`` (anonymous, as it needs)."""
+
+    def source_args(self, bucket: str, endpoint: str) -> tuple[str, list[str]]:
+        return f"gs://{bucket}", ["--endpoint-url", endpoint]
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator):
+    """A new, empty bucket of the test GCS emulator; its name."""
+    return gcs_emulator.new_bucket()
+
+
+@pytest.fixture
+def gcs_mount(cli_env, gcs_emulator, gcs_bucket, tmp_path):
+    """Factory like ``mount``, for gs:// mounts of ``gcs_bucket`` on the emulator."""
+    require_fuse()
+    env = {k: v for k, v in cli_env.items() if not k.startswith("GOOGLE_")}
+    factory = GcsMountFactory(env, gcs_emulator.endpoint, gcs_bucket, tmp_path)
+    factory.allow_warning(r"the server ignores conditional")  # the emulator's gap (gcs_emulator.py)
+    yield factory
+    _finish(factory)
