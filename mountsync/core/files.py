@@ -40,6 +40,7 @@ from .readahead import Reader, plan_read, subtract
 from .tree import Tree
 
 DISK_RESERVE = 8 * 1024 * 1024  # left free on the cache disk for the journal
+EVICTION_SLACK = 256 * 1024  # freed beyond a shortfall: the journal's rows for the evictions
 
 
 @dataclass
@@ -217,11 +218,8 @@ class Files:
         await item.wait_writable()
         # keep a reserve free on the cache disk, so the journal can always record that
         # uploads finished (which is what lets clean data be evicted again)
-        short = DISK_RESERVE + len(data) - self.ctx.items.data.free_bytes()
-        if short > 0:
-            self._make_room(short)
-            if self.ctx.items.data.free_bytes() < DISK_RESERVE + len(data):
-                raise FsError(errno.ENOSPC, "cache disk full of data not uploaded yet")
+        if not self._room_for(DISK_RESERVE + len(data)):
+            raise FsError(errno.ENOSPC, "cache disk full of data not uploaded yet")
         # record the change before the bytes land, so it is never left unrecorded;
         # on a full disk, make room once by dropping clean cached data
         n = self._with_room(lambda: self._write_once(node, item, data, offset))
@@ -236,6 +234,15 @@ class Files:
             if exc.errno != errno.ENOSPC or not self._make_room(DISK_RESERVE):
                 raise
         return fn()
+
+    def _room_for(self, need: int) -> bool:
+        """Evict clean cached data until ``need`` bytes are free on the cache disk; False when
+        they cannot be. Repeats: the journal's writes for the evictions take some of the
+        freed space back (each round frees something or ends the loop)."""
+        while (short := need - self.ctx.items.data.free_bytes()) > 0:
+            if not self._make_room(short + EVICTION_SLACK):
+                return False
+        return True
 
     def _make_room(self, needed: int) -> bool:
         """The cache disk is (nearly) full: drop clean cached files that are not open,
