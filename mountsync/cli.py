@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import cli_versions, control
+from . import cli_notify, cli_versions, control
 from .config import OPTIONS, BadValue, MountConfig, Option, load_yaml_config
 from .errors import UserError
 from .source import parse_source
@@ -129,10 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which version stays under the name (both: the local one under a conflict name)")
 
     cli_versions.add_parsers(sub)
+    cli_notify.add_parser(sub)
 
     p = sub.add_parser("demo", help="embedded S3 server with a bucket, mounted; Ctrl-C unmounts")
     p.add_argument("mountpoint", nargs="?", default="demo-mnt")
     return parser
+
+
+NOTIFY_METADATA_TTL = 300.0
 
 
 def config_from_args(args: argparse.Namespace) -> MountConfig:
@@ -147,6 +151,8 @@ def config_from_args(args: argparse.Namespace) -> MountConfig:
             values[opt.field] = v
     if getattr(args, "debug_mount", False) or args.debug:
         values["debug"] = True
+    if values.get("notify") and "metadata_ttl" not in values:
+        values["metadata_ttl"] = NOTIFY_METADATA_TTL  # changes are announced: trust what is known longer
     values["prefix"] = values.get("prefix") or source.prefix
     values.update(bucket=source.bucket, cloud=source.cloud, account=source.account, mountpoint=args.mountpoint)
     return MountConfig(**values).validate()
@@ -444,7 +450,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {"mount": cmd_mount, "unmount": cmd_unmount, "sync": cmd_sync, "status": cmd_status,
             "conflicts": cmd_conflicts, "resolve": cmd_resolve, "demo": cmd_demo,
-            "versions": cli_versions.cmd_versions, "restore": cli_versions.cmd_restore}
+            "versions": cli_versions.cmd_versions, "restore": cli_versions.cmd_restore,
+            "notify-setup": cli_notify.cmd_notify_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

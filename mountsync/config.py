@@ -85,6 +85,7 @@ class MountConfig:
     noexec: bool = False  # the kernel's mount flags (mount(8) -o noexec,nosuid,nodev)
     nosuid: bool = False
     nodev: bool = False
+    notify: str | None = None  # an SQS queue of the bucket's event notifications (docs/MULTI-MOUNT.md)
 
     def resolved_cache_dir(self) -> str:
         """The cache dir: ``--cache-dir`` or one per (endpoint, bucket, prefix) under XDG_CACHE_HOME."""
@@ -260,6 +261,16 @@ def _url(text: str) -> str | None:
     return text
 
 
+def _queue(text: str) -> str | None:
+    if not text:
+        return None
+    parts = urllib.parse.urlsplit("https://" + text[len("sqs://"):] if text.startswith("sqs://") else text)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", text)
+            or len([p for p in parts.path.split("/") if p]) != 2):
+        raise ValueError(text)
+    return text
+
+
 def _seconds(minimum: float, inclusive: bool = True) -> Callable[[str], float]:
     def read(text: str) -> float:
         if not _SECONDS_RE.match(text):
@@ -342,7 +353,12 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
     Option("max-cache-size", _size(), _SIZE, "limit for clean cached data (default 10G)", metavar="SIZE"),
     Option("write-back-delay", _seconds(0), _SECS, "upload this long after the last close (default 5)",
            metavar="SECONDS"),
-    Option("metadata-ttl", _seconds(0), _SECS, "how long attributes and listings are trusted (default 5)",
+    Option("notify", _queue, "sqs://HOST/ACCOUNT/QUEUE or the queue's https:// URL",
+           "take the bucket's change notifications from this SQS queue (one per mount; see 'mountsync "
+           "notify-setup'): other writers' changes show within seconds, and --metadata-ttl defaults to 300 "
+           "(default: off)", metavar="QUEUE"),
+    Option("metadata-ttl", _seconds(0), _SECS, "how long attributes and listings are trusted (default 5; "
+           "300 with --notify)",
            metavar="SECONDS"),
     Option("negative-metadata-ttl", _seconds(0), _SECS,
            "how long 'this name does not exist' is trusted (default: the --metadata-ttl)", metavar="SECONDS"),

@@ -34,9 +34,10 @@ from .backend.base import (
     TransientError,
     UnreachableError,
 )
+from .change_watch import ChangeWatcher
 from .config import MountConfig
 from .errors import UserError
-from .events import InvalidateEntry, InvalidateInode
+from .events import EventBus, InvalidateEntry, InvalidateInode
 from .fuse import adapter as fuse
 from .stack import Stack
 
@@ -214,6 +215,24 @@ def make_store(config: MountConfig):
     )
 
 
+def make_watcher(config: MountConfig, store) -> ChangeWatcher:
+    """The --notify queue's watcher (its events and gap hook are the stack's, set at run);
+    the queue is checked now, so a wrong URL or a missing permission fails the mount."""
+    from .backend.s3_notify import SqsFeed
+    from .change_feed import queue_url
+
+    if config.cloud != "s3":
+        raise UserError(f"--notify takes an SQS queue of S3 event notifications; {config.source_url()} is not S3")
+    url = queue_url(config.notify or "", config.endpoint_url)
+    try:
+        feed = SqsFeed(url, endpoint_url=config.endpoint_url, region=config.region, profile=config.profile)
+        feed.check()
+    except StoreError as exc:
+        raise UserError(f"cannot read the --notify queue {url} ({exc}): check the URL and that the credentials "
+                        "may sqs:ReceiveMessage and sqs:DeleteMessage ('mountsync notify-setup' makes one)") from None
+    return ChangeWatcher(feed, keys.normalize_prefix(config.prefix), EventBus(), lambda: None)
+
+
 class Daemon:
     """One mount. ``prepare()`` does everything that can fail with a user error;
     ``run()`` serves until unmounted."""
@@ -225,6 +244,7 @@ class Daemon:
         self.mounted = False
         self.started = time.time()
         self._drained = False  # an unmount request already spent its time on uploads: stop without waiting
+        self.watcher: ChangeWatcher | None = None  # --notify: applies the bucket's change notifications
 
     def prepare(self) -> None:
         clear_dead_mount(self.config.mountpoint)
@@ -236,6 +256,7 @@ class Daemon:
                 raise UserError(f"cannot use {self.config.source_url()}: {exc}") from None
         check_bucket(self.store, self.config)
         check_writable(self.store, self.config)
+        self.watcher = make_watcher(self.config, self.store) if self.config.notify else None
         self.stack = Stack.open(self.config, self.store)
         versions.clear_leftovers(self.stack.cache_dir)
         adapter = fuse.FuseAdapter(self.stack.fs, writeback_cache=self.config.writeback_cache)
@@ -287,6 +308,10 @@ class Daemon:
             nursery.start_soon(stack.run_background)
             await nursery.start(control.serve, sock, self._handle)
             nursery.start_soon(self._watch_signals)
+            if self.watcher is not None:
+                self.watcher.events = stack.events
+                self.watcher.on_gap = stack.fs.tree.forget_remote_state
+                nursery.start_soon(self.watcher.run)
             if on_ready is not None:
                 on_ready()
             if os.environ.get("NOTIFY_SOCKET"):  # systemd Type=notify: ready now, then what is pending
@@ -396,6 +421,10 @@ class Daemon:
             "cache_dir": stack.cache_dir,
             "log_file": self.config.log_file or "stderr",
             "archived": [{"path": p, "storage_class": c} for p, c in sorted(stack.fs.ctx.archived.items())],
+            "notify": None if self.watcher is None else {
+                "queue": self.watcher.feed.describe(), "events_applied": self.watcher.applied,
+                "polls": self.watcher.polls,
+                "failing_since": self.watcher.failing_since},
             "cache_bytes": await trio.to_thread.run_sync(stack.data.disk_usage),
             "max_cache_size": self.config.max_cache_size,
             "backend": stack.store.sync.stats.snapshot(),

@@ -38,6 +38,16 @@ class PathChanged:
 
 
 @dataclass(frozen=True)
+class RemoteChanged:
+    """A change notification: the object at ``path`` was written (``etag``, when the event
+    said) or removed in the bucket, by this mount or another writer."""
+
+    path: str
+    etag: str = ""
+    removed: bool = False
+
+
+@dataclass(frozen=True)
 class InvalidateInode:
     """The kernel must drop cached attributes and pages of ``ino``."""
 

@@ -99,3 +99,15 @@ def listing_name(dir_prefix: str, key: str) -> str | None:
 
 def path_is_representable(path: str) -> bool:
     return all(is_valid_name(seg) for seg in path.split("/")) if path else True
+
+
+def path_of_key(prefix: str, key: str) -> str | None:
+    """The mount path an object key stands for (a directory marker's ``a/b/`` → ``a/b``);
+    None when the key is outside the prefix, is the prefix itself, or names nothing a POSIX
+    path can show."""
+    if not key.startswith(prefix):
+        return None
+    path = key[len(prefix):].rstrip("/") if key.endswith("/") else key[len(prefix):]
+    if not path or not path_is_representable(path):
+        return None
+    return path

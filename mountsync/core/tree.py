@@ -27,7 +27,7 @@ from ..backend.base import ObjectInfo
 from ..cache.item import RemoteVersion
 from ..cache.journal import Entry
 from ..errors import FsError
-from ..events import EntryMoved, EntryReset, InvalidateEntry, InvalidateInode, PathChanged
+from ..events import EntryMoved, EntryReset, InvalidateEntry, InvalidateInode, PathChanged, RemoteChanged
 from .context import CoreContext, log, now_ns
 from .namespace import RemoteChild
 from .nodes import ROOT_INO, InodeTable, Node
@@ -237,6 +237,39 @@ class Tree:
             self._entry_reset(ev)
         elif isinstance(ev, PathChanged):
             self._relist_parent_of(ev.path)
+        elif isinstance(ev, RemoteChanged):
+            self._remote_changed(ev)
+
+    def forget_remote_state(self) -> None:
+        """Change notifications were lost (a gap): every attribute and listing known is to
+        be asked for again; the kernel forgets its copies too."""
+        for node in list(self.table.by_path.values()):
+            node.attr_time = float("-inf")
+            if node.is_dir:
+                node.listed_at = float("-inf")
+            self.ctx.events.publish(InvalidateInode(node.ino))
+
+    def _remote_changed(self, ev: RemoteChanged) -> None:
+        """A change notification: unless a local change of the path is pending (its upload's
+        condition decides then) or the event reports the version already known here (our
+        own upload), forget what is known of the path, so that the next access asks the
+        bucket (HEAD), and list every directory on its way again (a new object may bring new
+        directories). Never installs what the event says: late or repeated events only cost
+        a request."""
+        node = self.table.by_path.get(ev.path)
+        if node is not None:
+            e = self.entry(node)
+            if e is not None and e.state.local_wins:
+                return
+            known = e.base_etag if e is not None else node.etag
+            if ev.etag and not ev.removed and known == ev.etag:
+                return
+            node.attr_time = float("-inf")
+            self.ctx.events.publish(InvalidateInode(node.ino))
+        path = ev.path
+        while path:
+            self._relist_parent_of(path)
+            path = keys.parent_of(path)
 
     def _relist_parent_of(self, path: str) -> None:
         parent = self.table.by_path.get(keys.parent_of(path))
