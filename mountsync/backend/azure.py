@@ -5,7 +5,8 @@ Azure SDK. docs/AZURE.md is the user's side of this.
 Mapping of the protocol (a container is the bucket, a blob the object):
 
 - list: List Blobs with a delimiter (``walk_blobs``) or flat, paged by the service's
-  continuation marker; HEAD: Get Blob Properties; ranged GET: Get Blob with a range.
+  continuation marker, with each blob's metadata (so ``ls -l`` needs no HEADs); HEAD: Get
+  Blob Properties; ranged GET: Get Blob with a range.
 - conditions: If-Match on the blob's ETag; If-None-Match: * (Azure answers 409
   BlobAlreadyExists when the blob exists: PreconditionFailedError like S3's 412).
 - multipart: blocks. ``create_multipart`` only names the upload (the service has no
@@ -195,9 +196,10 @@ class AzureStore:
             paged: Any
             if delimiter:
                 paged = self._container.walk_blobs(name_starts_with=prefix or None, delimiter=delimiter,
-                                                   results_per_page=max_keys)
+                                                   results_per_page=max_keys, include=["metadata"])
             else:
-                paged = self._container.list_blobs(name_starts_with=prefix or None, results_per_page=max_keys)
+                paged = self._container.list_blobs(name_starts_with=prefix or None, results_per_page=max_keys,
+                                                   include=["metadata"])
             pages: Any = paged.by_page(continuation_token=token)
             objects: list[ObjectInfo] = []
             prefixes: list[str] = []
@@ -205,7 +207,7 @@ class AzureStore:
                 if isinstance(item, BlobPrefix):
                     prefixes.append(item.name)
                 else:
-                    objects.append(self._info(item.name, item, False))
+                    objects.append(self._info(item.name, item, True))  # List Blobs include=metadata
             return ListPage(objects, prefixes, pages.continuation_token or None)
 
         return self._call("list", f"ListBlobs {prefix!r}", fetch)

@@ -102,8 +102,9 @@ class UnreachableError(TransientError):
 class ObjectInfo:
     """What the store knows of one object.
 
-    ``metadata`` is ``None`` when the info comes from a listing (which does not
-    carry user metadata) and a dict (possibly empty) when it comes from HEAD/GET.
+    ``metadata`` is a dict (possibly empty) when it comes from HEAD/GET, and from a
+    listing that carries user metadata (Azure, GCS); ``None`` from one that does not (S3).
+    A listing's metadata spares the core a HEAD per object (``core.metafetch``).
     """
 
     key: str

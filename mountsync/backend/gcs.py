@@ -194,7 +194,7 @@ class GcsStore:
             page = next(found.pages, None)
             if page is None:
                 return ListPage([], [], None)
-            objects = [self._info(b, False) for b in page]
+            objects = [self._info(b, True) for b in page]  # objects.list carries the metadata
             return ListPage(objects, sorted(page.prefixes), found.next_page_token or None)
         return self._call("list", f"objects.list {prefix!r}", fetch)
 

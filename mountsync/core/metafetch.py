@@ -69,6 +69,10 @@ class MetaFetcher:
                 continue
             path = keys.join(dir_path, name)
             cached = self.ctx.journal.object_meta.get(obj.key, obj.etag, obj.last_modified)
+            if cached is None and obj.metadata is not None and symlinks.object_kind(obj.metadata, obj.size) \
+                    != stat.S_IFLNK:  # the listing carried the metadata (Azure, GCS): no HEAD needed
+                self.ctx.journal.object_meta.put(obj.key, obj.etag, obj.last_modified, obj.metadata)
+                cached = self.ctx.journal.object_meta.get(obj.key, obj.etag, obj.last_modified)
             known[name] = cached
             if cached is None and fetch:
                 self._queue(path, obj)

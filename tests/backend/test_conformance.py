@@ -184,7 +184,7 @@ def test_list_with_delimiter_separates_files_and_prefixes(store):
     assert [o.key for o in page.objects] == ["ab", "b", "top"]
     assert page.prefixes == ["a/", "c/"]
     assert page.next_token is None
-    assert all(o.metadata is None and o.size == 0 and same_etag(store, o.etag, b"") for o in page.objects)
+    assert all(not o.metadata and o.size == 0 and same_etag(store, o.etag, b"") for o in page.objects)
 
     page = store.list_page("a/")
     assert [o.key for o in page.objects] == ["a/1", "a/2"]
@@ -199,6 +199,14 @@ def test_list_with_delimiter_separates_files_and_prefixes(store):
     assert prefixes == []
 
     assert store.list_page("zzz").objects == []
+
+
+def test_a_listing_that_carries_metadata_carries_what_head_says(store, kind):
+    store.put("m/one", b"1", {"mode": "33188", "mtime-ns": "5"})
+    [listed] = store.list_page("m/").objects
+    if kind in ("azure", "gcs"):
+        assert listed.metadata is not None, "this listing carries user metadata"
+    assert listed.metadata is None or listed.metadata == store.head("m/one").metadata
 
 
 def test_list_reports_sizes(store):
