@@ -331,7 +331,9 @@ class GcsStore:
              if_match: str | None = None, if_none_match: bool = False) -> PutResult:
         if src_key == dst_key and metadata is None:
             raise InvalidRequestError("copy of an object onto itself without changes", code="InvalidRequest")
-        dst = self._blob(dst_key, metadata)
+        # with no new metadata, an empty destination resource: the copy keeps the source's
+        # metadata and class (a resource with only a storage class would drop the metadata)
+        dst = self._bucket.blob(dst_key) if metadata is None else self._blob(dst_key, metadata)
         source = self._bucket.blob(src_key)
         cond = {**conditions(if_match, source=True), **conditions(None, if_none_match)}
 
