@@ -38,7 +38,8 @@ setup: sysdeps $(STAMP) $(AZURITE)
 
 # Azurite (the Azure Storage emulator the tests start), at the version and with the
 # dependencies locked in tests/azurite/, installed with npm ci into .tools/. Node.js and
-# npm come from Debian when missing.
+# npm come from Debian when missing (Azurite's dependencies want Node.js 20, which these
+# machines have; Debian 12's is 18, which npm warns about).
 $(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
