@@ -495,8 +495,6 @@ class Reconciler:
         self.uploader.conflicts.overrides[e.id] = strategy
         return await self.sync(timeout, only=[Upload(e.id)])
 
-    # ------------------------------------------------------------ status
-
     def status(self) -> dict:
         """What ``mountsync status`` shows of the write-back queue (``reconciler.report``)."""
         return report.status(self)

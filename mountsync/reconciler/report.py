@@ -4,12 +4,34 @@ trio thread only, like the reconciler itself."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
+from ..cache.journal import Journal
 from .items import Delete, Item, Upload
+from .uploader import Uploader
 
-if TYPE_CHECKING:
-    from .reconciler import Reconciler
+
+class Reconciler(Protocol):
+    """What these views read of ``reconciler.Reconciler`` (named here, so that this module
+    does not import the one that imports it). Read-only."""
+
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def uploader(self) -> Uploader: ...
+    @property
+    def inflight(self) -> Mapping[Item, object]: ...
+    @property
+    def stopped(self) -> Mapping[Item, str]: ...
+    @property
+    def writers(self) -> Mapping[int, int]: ...
+    @property
+    def completed(self) -> int: ...
+    @property
+    def restarts(self) -> int: ...
+
+    def describe(self, item: Item) -> str: ...
 
 
 def status(rec: Reconciler) -> dict:
