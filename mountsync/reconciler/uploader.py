@@ -192,6 +192,10 @@ class Uploader:
                 own = await self._own_earlier_upload(key, snapshot)
                 if own is not None:
                     return own
+                landed = await self._own_unanswered(key)
+                if landed is not None:
+                    base = landed  # our own earlier upload landed: this one replaces it
+                    continue
                 base = await self.conflicts.on_upload_conflict(e, snapshot)
                 e = self.journal.get_by_id(entry_id) or e
         raise StillChanging(f"{key!r} keeps changing in the bucket; will try again")
@@ -253,6 +257,16 @@ class Uploader:
             raise
         finally:
             self.progress.pop(entry_id, None)
+
+    async def _own_unanswered(self, key: str) -> str | None:
+        """The ETag ``key`` holds if it is an upload of ours whose answer was lost (``_send``
+        recorded it), else None. The creations record is left as it was: the version that
+        replaces it replaces, for the own-creations rule, the one before it."""
+        remote = await self.store.head_or_none(key)
+        if remote is None or not self.journal.created.was_unanswered(key, remote.etag):
+            return None
+        log.info("%r holds an earlier upload of ours whose answer was lost: replacing it", key)
+        return remote.etag
 
     async def _own_earlier_upload(self, key: str, snapshot: str | None) -> PutResult | None:
         """After a crash between a successful upload and its journal commit, the retry

@@ -215,3 +215,43 @@ def test_unlink_after_a_lost_upload_answer_deletes_our_own_version(tmp_path, siz
 
     run_rig(body, tmp_path, store, mock_clock=clock, write_back_delay=60, multipart_threshold=threshold,
             part_size=256 * 1024)
+
+
+@pytest.mark.parametrize("size,threshold", [(5000, 64 * 1024**2), (3 * 1024**2, 1024**2)])
+def test_an_edit_after_a_lost_upload_answer_is_not_a_conflict(tmp_path, size, threshold, allow_log):
+    """An upload landed but its answer was lost, and the file is edited again before the
+    retry: the retry's condition (the version before) meets our own landed upload. That is
+    not another writer's change: the new content replaces it, with no conflict copy."""
+    allow_log("connection reset")
+    mem = MemoryStore("b")
+    store = FaultyStore(mem)
+    payload = bytes(range(256)) * (size // 256)
+    clock = trio.testing.MockClock()
+    op = "put" if size < threshold else "complete_multipart"
+
+    def failed_once() -> bool:
+        return any(c.outcome.startswith("injected") for c in store.calls_to(op))
+
+    async def body(rig):
+        await rig.write_file("f", b"v1")
+        assert (await rig.sync()).ok
+        store.fail_next(op, TransientError("connection reset"), when="after")  # landed, answer lost
+        await rig.write_file("f", payload)
+        async with trio.open_nursery() as n:
+            n.start_soon(rig.sync)
+            give_up = time.monotonic() + 60  # wall clock: the trio clock stands still
+            while not (failed_once() and any(p.get("attempts") for p in rig.status()["pending"])):
+                assert time.monotonic() < give_up, "the upload never failed"
+                await trio.lowlevel.checkpoint()
+            await rig.write_file("f", payload + b" and more")  # before the retry
+            clock.jump(120)
+        res = await rig.sync()
+        assert res.ok, res
+        assert mem.objects() == {"f": payload + b" and more"}
+        assert rig.stack.journal.conflicts() == []
+        await rig.unlink("f")  # still ours: the mount may delete it
+        assert (await rig.sync()).ok
+        assert mem.objects() == {}
+
+    run_rig(body, tmp_path, store, mock_clock=clock, write_back_delay=60, multipart_threshold=threshold,
+            part_size=256 * 1024)
