@@ -34,8 +34,8 @@ Credentials, in order (``credential_from_env``): ``AZURE_STORAGE_CONNECTION_STRI
 installed. Endpoint: ``--endpoint-url`` (Azurite: ``http://127.0.0.1:10000/ACCOUNT``),
 else ``https://ACCOUNT.blob.core.windows.net``.
 
-Threads: one BlobServiceClient (thread-safe) shared by all calls; ``_uploads`` is
-guarded by ``_lock``; ``stats`` locks itself.
+Threads: one BlobServiceClient (thread-safe) shared by all calls; ``_uploads``
+(``local_uploads.LocalUploads``) and ``stats`` lock themselves.
 """
 
 from __future__ import annotations
@@ -44,9 +44,7 @@ import base64
 import contextlib
 import logging
 import os
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -67,11 +65,11 @@ from .base import (
     PutResult,
     StoreError,
     StoreStats,
-    VersionInfo,
     hand_over,
     normalize_etag,
     normalize_metadata,
 )
+from .local_uploads import CurrentVersionOnly, LocalUploads, check_parts
 
 T = TypeVar("T")
 log = logging.getLogger("mountsync.backend")
@@ -116,7 +114,7 @@ def credential_from_env(env: Mapping[str, str], account: str, no_sign_request: b
     return "credential", DefaultAzureCredential()
 
 
-class AzureStore:
+class AzureStore(CurrentVersionOnly):
     """A container of an Azure storage account. Blocking; safe to call from many threads."""
 
     def __init__(self, account: str, container: str, *, endpoint_url: str | None = None,
@@ -127,8 +125,7 @@ class AzureStore:
         self.tier = tier
         self.endpoint_url = endpoint_url or f"https://{account}.blob.core.windows.net"
         self.stats = StoreStats()
-        self._lock = threading.Lock()
-        self._uploads: dict[str, tuple[str, dict[str, str], float]] = {}  # id → (key, metadata, started)
+        self._uploads = LocalUploads()  # the multipart uploads this process started
         how, cred = credential_from_env(os.environ if env is None else env, account, no_sign_request)
         options: dict[str, Any] = {"connection_timeout": connect_timeout, "read_timeout": read_timeout,
                                    "retry_total": 1, "max_single_get_size": 64 * 1024**2,
@@ -294,24 +291,14 @@ class AzureStore:
 
     def create_multipart(self, key: str, metadata: dict[str, str] | None = None) -> str:
         self.stats.count("create_multipart")
-        upload_id = uuid.uuid4().hex[:16]
-        with self._lock:
-            self._uploads[upload_id] = (key, normalize_metadata(metadata), time.time())
-        return upload_id
-
-    def _upload(self, key: str, upload_id: str) -> tuple[str, dict[str, str], float]:
-        with self._lock:
-            upload = self._uploads.get(upload_id)
-        if upload is None or upload[0] != key:
-            raise NotFoundError(f"no upload {upload_id!r} for {key!r}", code="NoSuchUpload")
-        return upload
+        return self._uploads.start(key, metadata)
 
     @staticmethod
     def _block_id(upload_id: str, part_number: int) -> str:
         return base64.b64encode(f"{upload_id}-{part_number:05d}".encode()).decode("ascii")
 
     def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
-        self._upload(key, upload_id)
+        self._uploads.metadata(key, upload_id)  # NotFoundError for an unknown upload
         if not 1 <= part_number <= 50000:
             raise InvalidRequestError(f"part number {part_number} out of range", code="InvalidArgument")
         block = self._block_id(upload_id, part_number)
@@ -329,12 +316,8 @@ class AzureStore:
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
                            if_match: str | None = None, if_none_match: bool = False) -> PutResult:
-        _key, metadata, _started = self._upload(key, upload_id)
-        if not parts:
-            raise InvalidRequestError("no parts given", code="MalformedXML")
-        numbers = [n for n, _ in parts]
-        if numbers != sorted(set(numbers)):
-            raise InvalidRequestError("parts not in ascending order", code="InvalidPartOrder")
+        metadata = self._uploads.metadata(key, upload_id)
+        check_parts(parts)
         blocks = [BlobBlock(block_id=block) for _, block in parts]
         extra: dict[str, Any] = {"standard_blob_tier": self.tier} if self.tier else {}
         with self._missing_is_not_found(key, if_match):
@@ -343,22 +326,17 @@ class AzureStore:
                                        blocks, metadata=self._metadata(metadata),
                                        **self._conditions(if_match, if_none_match), **extra),
                                    conditional=if_match is not None or if_none_match)
-        with self._lock:
-            self._uploads.pop(upload_id, None)
+        self._uploads.end(upload_id)
         return PutResult(etag=normalize_etag(resp.get("etag")))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self.stats.count("abort_multipart")
-        self._upload(key, upload_id)
-        with self._lock:
-            self._uploads.pop(upload_id, None)
+        self._uploads.metadata(key, upload_id)  # NotFoundError for an unknown upload
+        self._uploads.end(upload_id)
 
     def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUpload]:
         self.stats.count("list_multipart_uploads")
-        with self._lock:
-            found = [MultipartUpload(key=k, upload_id=uid, initiated=t)
-                     for uid, (k, _m, t) in self._uploads.items() if k.startswith(prefix)]
-        return sorted(found, key=lambda u: (u.key, u.initiated))
+        return self._uploads.listing(prefix)
 
     def copy(self, src_key: str, dst_key: str, metadata: dict[str, str] | None = None, *,
              if_match: str | None = None, if_none_match: bool = False) -> PutResult:
@@ -404,23 +382,3 @@ class AzureStore:
             answers = self._call("delete_many", f"BlobBatch delete of {len(batch)}", send)
             failed += [k for k, a in zip(batch, answers, strict=False) if a.status_code not in (200, 202, 404)]
         return failed
-
-    # ------------------------------------------------------------ versions
-
-    def versioning(self) -> str:
-        return ""
-
-    def list_versions(self, key: str) -> list[VersionInfo]:
-        try:
-            info = self.head(key)
-        except NotFoundError:
-            return []
-        return [VersionInfo(key=key, version_id="null", size=info.size, etag=info.etag,
-                            last_modified=info.last_modified, latest=True)]
-
-    def get_version_into(self, key: str, version_id: str, sink: Callable[[bytes, int], object],
-                         piece: int = PIECE) -> int:
-        if version_id != "null":
-            raise NotFoundError(f"{key!r} has no version {version_id!r}", code="NoSuchVersion")
-        size = self.head(key).size
-        return self.get_into(key, 0, size, None, sink, piece) if size else 0

@@ -23,16 +23,14 @@ Mapping of the protocol:
 Credentials: ``--no-sign-request`` (anonymous, public buckets); else Application Default
 Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's, the metadata server); with
 ``--endpoint-url`` (an emulator) and no credentials, anonymous. Threads: one Client shared
-(its HTTP session is thread-safe for these calls); ``_uploads`` under ``_lock``.
+(its HTTP session is thread-safe for these calls); ``_uploads`` (``LocalUploads``) locks itself.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,10 +56,10 @@ from .base import (
     StoreStats,
     TransientError,
     UnreachableError,
-    VersionInfo,
     hand_over,
     normalize_metadata,
 )
+from .local_uploads import CurrentVersionOnly, LocalUploads, check_parts
 
 T = TypeVar("T")
 log = logging.getLogger("mountsync.backend")
@@ -113,7 +111,7 @@ def conditions(if_match: str | None, if_none_match: bool = False, *, source: boo
     return {}
 
 
-class GcsStore:
+class GcsStore(CurrentVersionOnly):
     """A Google Cloud Storage bucket. Blocking; safe to call from many threads."""
 
     def __init__(self, bucket: str, *, endpoint_url: str | None = None, no_sign_request: bool = False,
@@ -123,8 +121,7 @@ class GcsStore:
         self.storage_class = storage_class
         self.stats = StoreStats()
         self._timeout = (connect_timeout, read_timeout)
-        self._lock = threading.Lock()
-        self._uploads: dict[str, tuple[str, dict[str, str], float]] = {}  # id → (key, metadata, started)
+        self._uploads = LocalUploads()  # the multipart uploads this process started
         options = {"api_endpoint": endpoint_url} if endpoint_url else None
         project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "mountsync"
         try:
@@ -243,24 +240,14 @@ class GcsStore:
 
     def create_multipart(self, key: str, metadata: dict[str, str] | None = None) -> str:
         self.stats.count("create_multipart")
-        upload_id = uuid.uuid4().hex[:16]
-        with self._lock:
-            self._uploads[upload_id] = (key, normalize_metadata(metadata), time.time())
-        return upload_id
-
-    def _upload(self, key: str, upload_id: str) -> tuple[str, dict[str, str], float]:
-        with self._lock:
-            upload = self._uploads.get(upload_id)
-        if upload is None or upload[0] != key:
-            raise NotFoundError(f"no upload {upload_id!r} for {key!r}", code="NoSuchUpload")
-        return upload
+        return self._uploads.start(key, metadata)
 
     @staticmethod
     def _part_name(upload_id: str, part_number: int) -> str:
         return f"{PARTS_PREFIX}{upload_id}/{part_number:05d}"
 
     def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
-        self._upload(key, upload_id)
+        self._uploads.metadata(key, upload_id)  # NotFoundError for an unknown upload
         if not 1 <= part_number <= 10000:
             raise InvalidRequestError(f"part number {part_number} out of range", code="InvalidArgument")
         blob = self._bucket.blob(self._part_name(upload_id, part_number))
@@ -277,13 +264,9 @@ class GcsStore:
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]], *,
                            if_match: str | None = None, if_none_match: bool = False) -> PutResult:
-        _key, metadata, _started = self._upload(key, upload_id)
-        if not parts:
-            raise InvalidRequestError("no parts given", code="MalformedXML")
-        numbers = [n for n, _ in parts]
-        if numbers != sorted(set(numbers)):
-            raise InvalidRequestError("parts not in ascending order", code="InvalidPartOrder")
-        sources = [self._bucket.blob(self._part_name(upload_id, n)) for n in numbers]
+        metadata = self._uploads.metadata(key, upload_id)
+        check_parts(parts)
+        sources = [self._bucket.blob(self._part_name(upload_id, n)) for n, _ in parts]
         level = 0
         while len(sources) > COMPOSE_MAX:  # compose 32 at a time into intermediate objects
             level += 1
@@ -303,8 +286,7 @@ class GcsStore:
         return PutResult(etag=str(final.generation))
 
     def _discard_parts(self, upload_id: str) -> None:
-        with self._lock:
-            self._uploads.pop(upload_id, None)
+        self._uploads.end(upload_id)
         try:
             leftovers = [b.name for b in self._bucket.client.list_blobs(
                 self._bucket, prefix=f"{PARTS_PREFIX}{upload_id}/", timeout=self._timeout, retry=None)]
@@ -317,15 +299,12 @@ class GcsStore:
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self.stats.count("abort_multipart")
-        self._upload(key, upload_id)
+        self._uploads.metadata(key, upload_id)  # NotFoundError for an unknown upload
         self._discard_parts(upload_id)
 
     def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUpload]:
         self.stats.count("list_multipart_uploads")
-        with self._lock:
-            found = [MultipartUpload(key=k, upload_id=uid, initiated=t)
-                     for uid, (k, _m, t) in self._uploads.items() if k.startswith(prefix)]
-        return sorted(found, key=lambda u: (u.key, u.initiated))
+        return self._uploads.listing(prefix)
 
     def copy(self, src_key: str, dst_key: str, metadata: dict[str, str] | None = None, *,
              if_match: str | None = None, if_none_match: bool = False) -> PutResult:
@@ -371,23 +350,3 @@ class GcsStore:
             except Exception:  # noqa: BLE001 - reported as failed, like DeleteObjects' errors
                 failed.append(key)
         return failed
-
-    # ------------------------------------------------------------ versions
-
-    def versioning(self) -> str:
-        return ""
-
-    def list_versions(self, key: str) -> list[VersionInfo]:
-        try:
-            info = self.head(key)
-        except NotFoundError:
-            return []
-        return [VersionInfo(key=key, version_id="null", size=info.size, etag=info.etag,
-                            last_modified=info.last_modified, latest=True)]
-
-    def get_version_into(self, key: str, version_id: str, sink: Callable[[bytes, int], object],
-                         piece: int = PIECE) -> int:
-        if version_id != "null":
-            raise NotFoundError(f"{key!r} has no version {version_id!r}", code="NoSuchVersion")
-        return self.get_into(key, 0, self.head(key).size, None, sink, piece)
-

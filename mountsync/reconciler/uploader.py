@@ -30,6 +30,7 @@ from .. import attrs as attrs_mod
 from ..backend.base import (
     Body,
     NotFoundError,
+    ObjectInfo,
     PreconditionFailedError,
     PutResult,
     StoreError,
@@ -189,12 +190,12 @@ class Uploader:
             try:
                 return await attempt(base)
             except ConflictError:
-                own = await self._own_earlier_upload(key, snapshot)
+                remote = await self.store.head_or_none(key)  # one look serves both checks
+                own = await self._own_earlier_upload(remote, snapshot)
                 if own is not None:
                     return own
-                landed = await self._own_unanswered(key)
-                if landed is not None:
-                    base = landed  # our own earlier upload landed: this one replaces it
+                if remote is not None and self._own_unanswered(key, remote.etag):
+                    base = remote.etag  # our own earlier upload landed: this one replaces it
                     continue
                 base = await self.conflicts.on_upload_conflict(e, snapshot)
                 e = self.journal.get_by_id(entry_id) or e
@@ -258,23 +259,20 @@ class Uploader:
         finally:
             self.progress.pop(entry_id, None)
 
-    async def _own_unanswered(self, key: str) -> str | None:
-        """The ETag ``key`` holds if it is an upload of ours whose answer was lost (``_send``
-        recorded it), else None. The creations record is left as it was: the version that
-        replaces it replaces, for the own-creations rule, the one before it."""
-        remote = await self.store.head_or_none(key)
-        if remote is None or not self.journal.created.was_unanswered(key, remote.etag):
-            return None
+    def _own_unanswered(self, key: str, etag: str) -> bool:
+        """Is version ``etag`` of ``key`` an upload of ours whose answer was lost (``_send``
+        recorded it)? The creations record is left as it was: the version that replaces it
+        replaces, for the own-creations rule, the one before it."""
+        if not self.journal.created.was_unanswered(key, etag):
+            return False
         log.info("%r holds an earlier upload of ours whose answer was lost: replacing it", key)
-        return remote.etag
+        return True
 
-    async def _own_earlier_upload(self, key: str, snapshot: str | None) -> PutResult | None:
+    async def _own_earlier_upload(self, remote: ObjectInfo | None, snapshot: str | None) -> PutResult | None:
         """After a crash between a successful upload and its journal commit, the retry
-        meets our own object: recognise it by its ETag instead of calling it a conflict."""
-        if snapshot is None:
-            return None
-        remote = await self.store.head_or_none(key)
-        if remote is None:
+        meets our own object (``remote``, what the key holds): recognise it by its ETag
+        instead of calling it a conflict."""
+        if snapshot is None or remote is None:
             return None
         size = os.stat(snapshot).st_size
         if remote.size != size:
@@ -283,7 +281,7 @@ class Uploader:
                                              self.s.part_size)
         if mine != remote.etag:
             return None
-        log.info("%r already holds this version (an upload finished before a restart)", key)
+        log.info("%r already holds this version (an upload finished before a restart)", remote.key)
         return PutResult(etag=remote.etag, version_id=remote.version_id)
 
     async def _multipart(self, e: Entry, key: str, md: dict,

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
 
+from tests.support.local_server import start_on_free_port, stop
 from tests.support.moto_server import REPO_ROOT
 
 ACCOUNT = "devstoreaccount1"
@@ -64,40 +63,15 @@ class Azurite:
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_azurite(binary: str, workdir: str, timeout: float = 60.0) -> Azurite:
+def start_azurite(binary: str, workdir: str) -> Azurite:
     """Azurite's blob service on a free port, answering before this returns."""
-    for _attempt in range(3):  # the port may be taken between choosing and binding it
-        port = _free_port()
-        log = open(os.path.join(workdir, f"azurite-{port}.log"), "wb")  # noqa: SIM115 - the server's
-        proc = subprocess.Popen(
-            [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-             "--skipApiVersionCheck", "--disableProductStyleUrl", "--silent"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return Azurite(proc, port)
-            except OSError:
-                time.sleep(0.1)
-        proc.kill()
-        proc.wait()
-    raise RuntimeError(f"Azurite did not start (see the azurite-*.log files in {workdir})")
+    proc, port = start_on_free_port(
+        lambda port: [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+                      "--skipApiVersionCheck", "--disableProductStyleUrl", "--silent"], workdir, "azurite")
+    return Azurite(proc, port)
 
 
 @pytest.fixture(scope="session")

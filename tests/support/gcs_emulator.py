@@ -10,14 +10,14 @@ first mount finds the server does not honour them and checks with a HEAD first.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
+
+from tests.support.local_server import start_on_free_port, stop
 
 
 @dataclass
@@ -42,37 +42,14 @@ class GcsEmulator:
         return name
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gcs_emulator(workdir: str, timeout: float = 60.0) -> GcsEmulator:
-    for _attempt in range(3):
-        port = _free_port()
-        with open(f"{workdir}/gcs-emulator-{port}.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                                     "--port", str(port), "--in-memory"],
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return GcsEmulator(proc, port)
-            except OSError:
-                time.sleep(0.1)
-        proc.kill()
-        proc.wait()
-    raise RuntimeError(f"the GCS emulator did not start (see {workdir}/gcs-emulator-*.log)")
+def start_gcs_emulator(workdir: str) -> GcsEmulator:
+    proc, port = start_on_free_port(
+        lambda port: [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                      "--port", str(port), "--in-memory"], workdir, "gcs-emulator")
+    return GcsEmulator(proc, port)
 
 
 @pytest.fixture(scope="session")

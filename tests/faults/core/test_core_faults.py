@@ -177,14 +177,13 @@ def test_creates_during_an_outage_do_not_relist_for_every_name(tmp_path, allow_l
     run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=5, write_back_delay=3600)
 
 
-@pytest.mark.parametrize("size,threshold", [(5000, 64 * 1024**2), (3 * 1024**2, 1024**2)])
-def test_unlink_after_a_lost_upload_answer_deletes_our_own_version(tmp_path, size, threshold, allow_log):
-    """An upload landed but its answer was lost; the file is unlinked before the retry. The
-    delete is conditional on the version before the upload, so the bucket answers 412: it
-    holds our own landed upload, not another writer's change. Found by the mount model (a cut
-    endpoint with a PUT in flight): the delete was refused as a conflict and the file came back.
-    The clock moves only when the test jumps it, so the retry waits for the unlink."""
-    allow_log("connection reset")
+LOST_ANSWER_CASES = [(5000, 64 * 1024**2), (3 * 1024**2, 1024**2)]  # single PUT, multipart
+
+
+def run_after_a_lost_answer(tmp_path, size: int, threshold: int, meanwhile, check) -> None:
+    """Upload ``f`` once, then upload new content whose PUT (or multipart completion) lands
+    but loses its answer; ``await meanwhile(rig)`` runs before the retry (the clock moves
+    only when this jumps it), then the retry and a sync; ``await check(rig, mem, payload)``."""
     mem = MemoryStore("b")
     store = FaultyStore(mem)
     payload = bytes(range(256)) * (size // 256)
@@ -205,53 +204,50 @@ def test_unlink_after_a_lost_upload_answer_deletes_our_own_version(tmp_path, siz
             while not (failed_once() and any(p.get("attempts") for p in rig.status()["pending"])):
                 assert time.monotonic() < give_up, "the upload never failed"
                 await trio.lowlevel.checkpoint()
-            await rig.unlink("f")  # before the retry
+            await meanwhile(rig, payload)  # before the retry
             clock.jump(120)
         res = await rig.sync()
         assert res.ok, res
-        assert mem.objects() == {}, "the file came back"
-        assert rig.stack.journal.conflicts() == []
-        assert not await rig.exists("f")
+        await check(rig, mem, payload)
 
     run_rig(body, tmp_path, store, mock_clock=clock, write_back_delay=60, multipart_threshold=threshold,
             part_size=256 * 1024)
 
 
-@pytest.mark.parametrize("size,threshold", [(5000, 64 * 1024**2), (3 * 1024**2, 1024**2)])
+@pytest.mark.parametrize("size,threshold", LOST_ANSWER_CASES)
+def test_unlink_after_a_lost_upload_answer_deletes_our_own_version(tmp_path, size, threshold, allow_log):
+    """An upload landed but its answer was lost; the file is unlinked before the retry. The
+    delete is conditional on the version before the upload, so the bucket answers 412: it
+    holds our own landed upload, not another writer's change. Found by the mount model (a cut
+    endpoint with a PUT in flight): the delete was refused as a conflict and the file came back."""
+    allow_log("connection reset")
+
+    async def meanwhile(rig, payload):
+        await rig.unlink("f")
+
+    async def check(rig, mem, payload):
+        assert mem.objects() == {}, "the file came back"
+        assert rig.stack.journal.conflicts() == []
+        assert not await rig.exists("f")
+
+    run_after_a_lost_answer(tmp_path, size, threshold, meanwhile, check)
+
+
+@pytest.mark.parametrize("size,threshold", LOST_ANSWER_CASES)
 def test_an_edit_after_a_lost_upload_answer_is_not_a_conflict(tmp_path, size, threshold, allow_log):
     """An upload landed but its answer was lost, and the file is edited again before the
     retry: the retry's condition (the version before) meets our own landed upload. That is
     not another writer's change: the new content replaces it, with no conflict copy."""
     allow_log("connection reset")
-    mem = MemoryStore("b")
-    store = FaultyStore(mem)
-    payload = bytes(range(256)) * (size // 256)
-    clock = trio.testing.MockClock()
-    op = "put" if size < threshold else "complete_multipart"
 
-    def failed_once() -> bool:
-        return any(c.outcome.startswith("injected") for c in store.calls_to(op))
+    async def meanwhile(rig, payload):
+        await rig.write_file("f", payload + b" and more")
 
-    async def body(rig):
-        await rig.write_file("f", b"v1")
-        assert (await rig.sync()).ok
-        store.fail_next(op, TransientError("connection reset"), when="after")  # landed, answer lost
-        await rig.write_file("f", payload)
-        async with trio.open_nursery() as n:
-            n.start_soon(rig.sync)
-            give_up = time.monotonic() + 60  # wall clock: the trio clock stands still
-            while not (failed_once() and any(p.get("attempts") for p in rig.status()["pending"])):
-                assert time.monotonic() < give_up, "the upload never failed"
-                await trio.lowlevel.checkpoint()
-            await rig.write_file("f", payload + b" and more")  # before the retry
-            clock.jump(120)
-        res = await rig.sync()
-        assert res.ok, res
+    async def check(rig, mem, payload):
         assert mem.objects() == {"f": payload + b" and more"}
         assert rig.stack.journal.conflicts() == []
         await rig.unlink("f")  # still ours: the mount may delete it
         assert (await rig.sync()).ok
         assert mem.objects() == {}
 
-    run_rig(body, tmp_path, store, mock_clock=clock, write_back_delay=60, multipart_threshold=threshold,
-            part_size=256 * 1024)
+    run_after_a_lost_answer(tmp_path, size, threshold, meanwhile, check)
