@@ -288,23 +288,51 @@ async def serve() -> None:
     await pyfuse3.main()
 
 
-async def invalidate_kernel_caches(receive) -> None:
+# The kernel refuses an invalidation when it no longer holds the entry (ENOENT), when
+# the name now means something else (ENOTDIR, EBUSY, ENOTEMPTY: a directory renamed or
+# replaced meanwhile; kernel 6.18 answered EINVAL for a name whose directory was being
+# renamed over another, seen in CI) or when the session is going away (ENOTCONN, ENODEV,
+# EBADF). Each only means there is nothing left to drop: the cached entry is gone or
+# will time out.
+EXPECTED_REFUSALS = frozenset(
+    {
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EBUSY,
+        errno.ENOTEMPTY,
+        errno.EINVAL,
+        errno.ENOTCONN,
+        errno.ENODEV,
+        errno.EBADF,
+    }
+)
+
+
+async def invalidate_kernel_caches(
+    receive, entry=pyfuse3.invalidate_entry, inode=pyfuse3.invalidate_inode
+) -> None:
     """Consume (kind, args) from a trio channel and tell the kernel to drop caches.
 
-    ``invalidate_inode`` may block, so it runs in a thread; entries use the
-    non-blocking ``invalidate_entry_async`` (the plain variant can deadlock
-    when called while a request for that directory is being handled)."""
+    Both kernel calls may block until a related request is answered (a lookup in the
+    parent, a rename), so they run in a worker thread, one at a time, while the trio
+    loop goes on answering requests; never on the loop itself, where that wait would
+    deadlock. pyfuse3's ``invalidate_entry_async`` is not used: its thread logs every
+    refusal but ENOENT as an ERROR with a traceback. A refusal is a cache hint lost, and
+    the entry TTL bounds the staleness: debug level, and only for unexpected errnos.
+    On cancellation (shutdown) a call still blocked in the kernel is abandoned."""
     import trio
 
     async for kind, args in receive:
+        if kind == "inode":
+            call, what = functools.partial(inode, args[0]), f"inode {args[0]}"
+        else:
+            call, what = functools.partial(entry, args[0], os.fsencode(args[1])), f"entry {args[1]!r}"
         try:
-            if kind == "inode":
-                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, args[0])
-            else:
-                pyfuse3.invalidate_entry_async(args[0], os.fsencode(args[1]), ignore_enoent=True)
+            await trio.to_thread.run_sync(call, abandon_on_cancel=True)
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTCONN):
-                log.debug("kernel cache invalidation failed: %s", exc)
+            if exc.errno not in EXPECTED_REFUSALS:
+                name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                log.debug("kernel cache invalidation of %s refused: %s (%s)", what, name, exc)
 
 
 def init(adapter: FuseAdapter, mountpoint: str, options: set[str]) -> None:
