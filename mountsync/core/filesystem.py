@@ -22,6 +22,8 @@ The facade only forwards calls and takes the namespace locks a rename needs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from .. import keys
 from ..backend.bucket import Bucket
 from ..cache.item import Items
@@ -77,7 +79,7 @@ class FileSystem:
     async def opendir(self, ino: int) -> int:
         return await self.listings.opendir(ino)
 
-    async def readdir(self, dh: int, start: int) -> list[tuple[str, Attr, int]]:
+    async def readdir(self, dh: int, start: int) -> Iterator[tuple[str, Attr, int]]:
         return await self.listings.readdir(dh, start)
 
     def releasedir(self, dh: int) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import trio
@@ -459,22 +460,27 @@ class Listings:
         node = self.tree.dir_node(ino)
         return self.dir_handles.add(DirHandle(node))
 
-    async def readdir(self, dh: int, start: int) -> list[tuple[str, Attr, int]]:
+    async def readdir(self, dh: int, start: int) -> Iterator[tuple[str, Attr, int]]:
         """Entries from position ``start`` on, each with the position after it.
 
         Positions index a snapshot taken when reading starts (``start == 0``), so
-        they stay stable for the handle however the directory changes meanwhile."""
+        they stay stable for the handle however the directory changes meanwhile.
+        The entries are produced as the caller takes them: the kernel takes a buffer's
+        worth (a few dozen) per request, and building every remaining entry's
+        attributes each time made reading a directory quadratic in its size. Consume
+        the iterator before the next await (the attributes are those of that moment)."""
         h = self.dir_handles.get(dh)
         if h is None:
             raise FsError(errno.EBADF)
         if h.snapshot is None or start == 0:
             children = await self._readdir_listing(h.node)
             h.snapshot = sorted(children.items())
-        out = []
-        for i in range(start, len(h.snapshot)):
-            name, node = h.snapshot[i]
-            out.append((name, node.attr(self.tree.ttl_for(node)), i + 1))
-        return out
+        return self._entries(h.snapshot, start)
+
+    def _entries(self, snapshot: list[tuple[str, Node]], start: int) -> Iterator[tuple[str, Attr, int]]:
+        for i in range(start, len(snapshot)):
+            name, node = snapshot[i]
+            yield name, node.attr(self.tree.ttl_for(node)), i + 1
 
     def releasedir(self, dh: int) -> None:
         self.dir_handles.pop(dh)

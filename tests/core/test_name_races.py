@@ -134,7 +134,7 @@ async def _one_op(rig, rnd: random.Random, d: int) -> None:
     else:
         dh = await fs.opendir(d)
         try:
-            await fs.readdir(dh, 0)
+            list(await fs.readdir(dh, 0))
         finally:
             fs.releasedir(dh)
 
