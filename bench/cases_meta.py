@@ -185,18 +185,22 @@ def _create(ctx: Ctx, root: Path, n: int, block: bytes) -> None:
             ctx.check_time("creating files")
 
 
-def rss(ctx: Ctx, system: str) -> Sample:
-    """Peak RSS of the daemon after ``ls -l`` of ``rss_list`` entries, and after appending to a big object."""
-    out: Sample = {}
+def rss_list(ctx: Ctx, system: str) -> Sample:
+    """Peak RSS of the daemon after ``ls -l`` of ``rss_list`` entries."""
     m = ctx.mount(system, ctx.list_bucket)
     try:
         _ls(ctx, m.path / "rss", ctx.sizes.rss_list)
         peak = m.rss_peak()
-        if peak is None:
-            raise BenchError("no daemon pid to read VmHWM from")
-        out[("rss_list", system)] = (peak, None)
     finally:
         ctx.unmount(m)
+    if peak is None:
+        raise BenchError("no daemon pid to read VmHWM from")
+    return {("rss_list", system): (peak, None)}
+
+
+def rss_append(ctx: Ctx, system: str) -> Sample:
+    """Peak RSS of the daemon while appending ``append_size`` to an ``append_base`` object,
+    until the whole object is back in the bucket."""
     bucket = ctx.new_bucket()
     try:
         ctx.admin.s3.copy_object(Bucket=bucket, Key="base.bin",
@@ -213,8 +217,7 @@ def rss(ctx: Ctx, system: str) -> Sample:
         ctx.unmount(m)
         if peak is None:
             raise BenchError("no daemon pid to read VmHWM from")
-        out[("rss_append", system)] = (peak, None)
+        return {("rss_append", system): (peak, None)}
     finally:
         ctx.admin.empty(bucket)
-    return out
 

@@ -170,7 +170,8 @@ def render_markdown(meta: Mapping, groups: Sequence[Group], results: Mapping[Key
         "measured passes a small threaded proxy on 127.0.0.1 that counts response bytes (\"bytes fetched\") "
         "and, in the latency profile, sleeps before forwarding each request. Set-up and \"is it in the "
         "bucket yet\" polling go to moto directly and are not counted."),
-        (f"- Each cell is the median of {meta.get('samples', '?')} sample(s); every sample uses a fresh mount "
+        (f"- Each cell is the median of {meta.get('samples', '?')} sample(s) (the peak-RSS rows: one sample, "
+        "loopback only: memory, not time); every sample uses a fresh mount "
         "and a fresh cache dir (and, for writes, a fresh bucket). Times are wall-clock from the first "
         "operation. In brackets after a time: the ratio to the system the row's target refers to "
         "(native or raw), else to native, else to the best raw figure."),

@@ -188,8 +188,9 @@ class Runner:
                 for s in group.systems:
                     if s in ctx_base["missing"] and s in self.args.systems:
                         self.fail(profile, group, s, ctx_base["missing"][s])
-                for i in range(self.sizes.samples):
-                    print(f"[{profile}] {group.name} sample {i + 1}/{self.sizes.samples}", flush=True)
+                samples = min(self.sizes.samples, group.max_samples or self.sizes.samples)
+                for i in range(samples):
+                    print(f"[{profile}] {group.name} sample {i + 1}/{samples}", flush=True)
                     if group.sample is None:
                         self._listing(ctx, group, wanted, units)
                         continue
@@ -249,7 +250,7 @@ def prepare(admin: Admin, sizes: Sizes, chosen: list[Group], workdir: Path) -> d
         admin.put_big(data_bucket, "rand.bin", repeat(blob, sizes.rand_object))
     base = {"blob": blob, "data_bucket": data_bucket, "list_bucket": list_bucket, "admin": admin,
             "tar": workdir / "none.tar", "git": workdir / "none"}
-    if "rss" in names:
+    if "rss_append" in names:
         admin.put_big(data_bucket, "base.bin", repeat(blob, sizes.append_base))
     if "ls" in names:
         for n in sizes.ls_counts:
