@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import stat
 from dataclasses import dataclass, field
 
 import trio
@@ -183,16 +182,14 @@ def _recover_local(journal: Journal, items: Items, bucket: Bucket) -> None:
         if e.mpu_id is not None and e.id is not None:
             journal.add_multipart(e.mpu_id, bucket.key(e.path), e.id)
             journal.update(e.id, mpu_id=None)
-    known = set()
-    for e in journal.pending():
-        if e.kind == stat.S_IFREG and not e.meta_only and e.id is not None:
-            size = items.data.file_size(e.id)
-            if size != e.size:
-                journal.update(e.id, size=size)
+    for entry_id, recorded in journal.pending_file_sizes():
+        size = items.data.file_size(entry_id)
+        if size != recorded:
+            journal.update(entry_id, size=size)
+    on_disk = set()
     for _dirpath, _dirs, files in os.walk(items.data.data_dir):
         for name in files:
             if name.isdigit():
-                known.add(int(name))
-    for entry_id in known:
-        if journal.get_by_id(entry_id) is None:
-            items.data.remove(entry_id)
+                on_disk.add(int(name))
+    for entry_id in on_disk - journal.entry_ids():
+        items.data.remove(entry_id)

@@ -53,6 +53,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -368,6 +369,23 @@ class Journal(SideRows):
     def pending(self) -> list[Entry]:
         rows = self._db.execute("SELECT * FROM entries WHERE dirty_gen > uploaded_gen").fetchall()
         return [_row_to_entry(r) for r in rows]
+
+    def pending_ids(self) -> list[int]:
+        """Ids of the entries with changes not yet uploaded (``pending`` without the rows)."""
+        return [i for (i,) in self._db.execute("SELECT id FROM entries WHERE dirty_gen > uploaded_gen")]
+
+    def pending_file_sizes(self) -> list[tuple[int, int]]:
+        """(id, recorded size) of each pending regular file whose data is in the cache."""
+        rows = self._db.execute("SELECT id, size FROM entries WHERE dirty_gen > uploaded_gen AND kind = ? "
+                                "AND meta_only = 0", (stat.S_IFREG,))
+        return [(i, size) for i, size in rows]
+
+    def unsettled_ids(self) -> list[int]:
+        return [i for (i,) in self._db.execute("SELECT id FROM entries WHERE settled = 0")]
+
+    def entry_ids(self) -> set[int]:
+        """The id of every entry: one query, for start-up sweeps over many data files."""
+        return {i for (i,) in self._db.execute("SELECT id FROM entries")}
 
     def unsettled(self) -> list[Entry]:
         rows = self._db.execute("SELECT * FROM entries WHERE settled = 0").fetchall()

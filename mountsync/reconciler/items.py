@@ -61,8 +61,8 @@ class Carried:
 
 def carried_over(journal: Journal) -> Carried:
     return Carried(
-        uploads=tuple(e.id for e in journal.pending() if e.id is not None),
+        uploads=tuple(journal.pending_ids()),
         deletes=tuple(t.path for t in journal.tombstones()),
-        unsettled=tuple(e.id for e in journal.unsettled() if e.id is not None),
+        unsettled=tuple(journal.unsettled_ids()),
         aborts=tuple(r.upload_id for r in journal.multipart_uploads()),
     )

@@ -174,12 +174,12 @@ class Reconciler:
             self._wake.set()
 
     def recover(self, carried: Carried) -> int:
-        """Queue what an earlier run left pending (``carried``, read before this run
-        served anything), due at once. Entries and tombstones made by this run are
-        scheduled by their own events, after the write-back delay. Returns the count."""
+        """Queue what an earlier run left pending (``carried``, read before this run served
+        anything), due at once; this run's own changes come by their events. Returns the count."""
         now = trio.current_time()
+        still_pending = set(self.journal.pending_ids())  # one query, not one per item
         for entry_id in carried.uploads:
-            if (e := self.journal.get_by_id(entry_id)) is not None and e.pending:
+            if entry_id in still_pending:
                 self.due[Upload(entry_id)] = min(self.due.get(Upload(entry_id), now), now)
         for path in carried.deletes:
             if self.journal.tombstone(path) is not None:
