@@ -3,9 +3,9 @@
 A directory is listed from the bucket (merged with the journal: local state
 wins, tombstoned names are hidden) at most once per ``--metadata-ttl``;
 concurrent listings of one directory are one request (``_listing``). A lookup
-of a known name after the TTL lists the directory again (one LIST page, or a
-HEAD of that name when the directory holds more than ``RELIST_MAX`` names or
-the TTL is 0). Attributes come from object metadata: the persistent metadata
+of a known name after the TTL lists the directory again (one LIST page; in the
+background when the directory holds more than ``RELIST_MAX`` names; a HEAD of
+that name when the TTL is 0). Attributes come from object metadata: the persistent metadata
 cache (key + ETag + LastModified) or a HEAD, queued concurrently for the
 objects of a ``readdir`` listing (``core.metafetch``); a version already seen
 is never HEADed again. Nodes are made and detached through the ``Tree``;
@@ -94,10 +94,13 @@ class Listings:
         are relisted first (one request). Lookups of single names are not affected."""
         if (d.children is not None and len(d.children) > RELIST_MAX and self.ctx.opt.metadata_ttl > 0
                 and not self._fresh(d) and self.background.running):
-            if d.ino not in self._listing:
-                self.background.start_soon(self._revalidate, d)
+            self._revalidate_soon(d)
             return d.children
         return await self.ensure_listed(d, fetch_meta=True)
+
+    def _revalidate_soon(self, d: Node) -> None:
+        if d.ino not in self._listing:
+            self.background.start_soon(self._revalidate, d)
 
     async def _revalidate(self, d: Node) -> None:
         try:
@@ -308,9 +311,13 @@ class Listings:
         """The child ``name`` of ``parent``, as fresh as the TTLs require.
 
         A directory is listed in full once; after the TTL, a lookup lists it again
-        when it fits in one LIST page (so `ls -l` revalidates with one request); a
-        bigger directory, or a TTL of 0, asks the bucket about that one name (HEAD,
-        and a one-key LIST when there is no object). ``readdir`` relists.
+        when it fits in one LIST page (so `ls -l` revalidates with one request). In a
+        bigger directory a name whose own attributes are older than the TTL is shown as
+        last known while one background listing revalidates the whole directory (a
+        listing of 100,000 names outlives the TTL: a HEAD per name, waited for, made
+        `ls -l` minutes slower); opening a file still revalidates that file. With a TTL
+        of 0 the lookup asks the bucket about that one name (HEAD, and a one-key LIST
+        when there is no object). ``readdir`` relists.
 
         A name that is not there is trusted to stay away for ``--negative-metadata-ttl``
         (from the listing, or from the last time this name was asked about); after
@@ -321,9 +328,14 @@ class Listings:
         assert parent.children is not None  # a listed directory keeps a dict
         now = trio.current_time()
         if name in parent.children:
-            if now - parent.listed_at >= self.ctx.opt.metadata_ttl:
-                if self.ctx.opt.metadata_ttl > 0 and len(parent.children) <= RELIST_MAX:
+            ttl = self.ctx.opt.metadata_ttl
+            if now - parent.listed_at >= ttl:
+                known = parent.children[name]
+                if ttl > 0 and len(parent.children) <= RELIST_MAX:
                     await self.ensure_listed(parent)  # one LIST revalidates every name in it
+                elif (ttl > 0 and not known.is_dir and now - known.attr_time >= ttl
+                      and self.background.running):
+                    self._revalidate_soon(parent)  # big: one listing for all names, not a HEAD each
                 else:
                     await self.refresh_child(parent, name)
         else:

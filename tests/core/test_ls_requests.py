@@ -9,6 +9,7 @@ and "after the TTL" are states, not timings."""
 from __future__ import annotations
 
 import stat
+import time
 
 import trio
 import trio.testing
@@ -141,3 +142,45 @@ def test_big_directory_is_shown_as_last_listed_while_it_is_relisted(tmp_path):
         assert "new" in await rig.listdir("big")
 
     run_rig(body, tmp_path, store, metadata_ttl=0.5)
+
+
+def test_lookups_in_a_big_directory_after_the_ttl_relist_it_once_not_head_each_name(tmp_path):
+    """`ls -l` of a directory bigger than one LIST page can outlive the TTL (100,000 names:
+    minutes of HEADs for never-seen objects). A lookup after the TTL then shows the name as
+    last known and one background listing revalidates the directory: no HEAD per name
+    waited for. A change by another writer shows once that listing is in."""
+    store = MemoryStore("b")
+    n = RELIST_MAX + 200
+    for i in range(n):
+        store.put(f"big/o{i:05d}", b"x", _meta(0o640))
+    clock = trio.testing.MockClock()
+
+    async def settle(pred) -> bool:
+        for _ in range(3000):  # real time, up to 60 s: the mock clock stands still meanwhile
+            if pred():
+                return True
+            await trio.to_thread.run_sync(time.sleep, 0.02)
+        return pred()
+
+    async def body(rig):
+        first = await _ls_l(rig, "big")
+        assert len(first) == n
+        d = await rig.ino("big")
+        big = rig.fs.node(d)
+        store.put("big/o00007", b"changed", _meta(0o600, uid=7))  # another writer
+        clock.jump(TTL + 1)
+        store.stats.reset()
+        sizes = {}
+        for i in range(n):  # the kernel's entries expired: a lookup of every name
+            a = await rig.fs.lookup(d, f"o{i:05d}")
+            sizes[f"o{i:05d}"] = a.size
+        assert sizes["o00007"] == 1  # as last known, not waited for
+        assert await settle(lambda: big.children is not None and big.children["o00007"].size == 7)
+        assert await settle(lambda: "head" in _requests(store))  # the changed object's metadata
+        requests = _requests(store)
+        assert requests["head"] == 1, requests  # the changed object only
+        assert requests["list"] == -(-n // 1000), requests  # one listing of the directory
+        a = await rig.fs.lookup(d, "o00007")
+        assert a.size == 7 and stat.S_IMODE(a.mode) == 0o600 and a.uid == 7
+
+    run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
