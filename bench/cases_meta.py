@@ -187,7 +187,7 @@ def _create(ctx: Ctx, root: Path, n: int, block: bytes) -> None:
 
 def rss_list(ctx: Ctx, system: str) -> Sample:
     """Peak RSS of the daemon after ``ls -l`` of ``rss_list`` entries."""
-    m = ctx.mount(system, ctx.list_bucket)
+    m = ctx.mount(system, ctx.rss_bucket)
     try:
         _ls(ctx, m.path / "rss", ctx.sizes.rss_list)
         peak = m.rss_peak()

@@ -64,7 +64,8 @@ class Ctx:
     workdir: Path
     blob: bytes  # sizes.big random bytes
     data_bucket: str  # "big.bin" (sizes.big), "rand.bin" (sizes.rand_object), "base.bin" (sizes.append_base)
-    list_bucket: str  # holds d{n}/ for each ls count and rss/ (sizes.rss_list)
+    list_bucket: str  # holds d{n}/ for each ls count
+    rss_bucket: str  # holds rss/ (sizes.rss_list objects)
     tar_archive: Path
     git_repo: Path
     deadline: float = 0.0

@@ -22,9 +22,6 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
-
-import trio
 
 from .errors import UserError
 from .trust import check_private_dir
@@ -102,54 +99,6 @@ def has_socket(mountpoint: str) -> bool:
     """Whether a daemon socket for ``mountpoint`` exists (not checked further: ``request`` does)."""
     name = socket_name(mountpoint)
     return any(os.path.exists(os.path.join(d, name)) for d in runtime_dirs())
-
-
-Handler = Callable[[dict], Awaitable[dict]]
-
-
-async def serve(path: str, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Accept control connections until cancelled."""
-    ensure_private_dir(os.path.dirname(path))
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        await sock.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(16)
-    listener = trio.SocketListener(sock)
-
-    async def one(stream: trio.SocketStream) -> None:
-        async with stream:
-            buf = b""
-            while b"\n" not in buf:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            try:
-                request = json.loads(buf.split(b"\n", 1)[0])
-                reply = await handler(request)
-            except Exception as exc:  # noqa: BLE001 - a bad request must not kill the daemon
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            try:
-                await stream.send_all(json.dumps(reply).encode() + b"\n")
-            except trio.BrokenResourceError:
-                pass
-
-    try:
-        task_status.started()
-        await trio.serve_listeners(one, [listener])
-    finally:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def request(mountpoint: str, message: dict, timeout: float | None = 30.0) -> dict:

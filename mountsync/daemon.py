@@ -26,7 +26,7 @@ from dataclasses import asdict
 
 import trio
 
-from . import control, keys, sdnotify, versions
+from . import control, control_server, keys, sdnotify, versions
 from .backend.base import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -306,7 +306,7 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fuse.invalidate_kernel_caches, receive)
             nursery.start_soon(stack.run_background)
-            await nursery.start(control.serve, sock, self._handle)
+            await nursery.start(control_server.serve, sock, self._handle)
             nursery.start_soon(self._watch_signals)
             if self.watcher is not None:
                 self.watcher.events = stack.events
