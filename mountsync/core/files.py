@@ -71,8 +71,7 @@ class Files:
     def _detach_cache(self, node: Node) -> None:
         """Drop the node's reference on its item once nothing has it open."""
         if node.open_count == 0 and node.item is not None:
-            if node.reader is not None:
-                node.reader.stop_readahead()
+            node.stop_readahead()
             self.ctx.items.close(node.item)
             node.item = None
 

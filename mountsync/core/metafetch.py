@@ -14,8 +14,9 @@ hold mode/uid/gid/mtime (and say "symlink"). For each object of a listing page:
 
 Everything runs on the trio thread. The workers run in the nursery of ``run``
 (started by ``Stack.run_background``); without it nothing is queued and
-lookups HEAD by themselves. ``_pending`` maps a path to the event set when its
-fetch ends (done, skipped or failed); the fetch only writes the metadata cache
+lookups HEAD by themselves. ``_pending`` holds the paths queued or being fetched,
+each with the event set when its fetch ends (done, skipped or failed), made only
+when a lookup waits for it (100,000 listed names would hold 100,000 events); the fetch only writes the metadata cache
 and adopts the result on the node still waiting for that version.
 """
 
@@ -42,7 +43,7 @@ class MetaFetcher:
     def __init__(self, ctx: CoreContext, tree: Tree) -> None:
         self.ctx = ctx
         self.tree = tree
-        self._pending: dict[str, trio.Event] = {}
+        self._pending: dict[str, trio.Event | None] = {}
         self._send: trio.MemorySendChannel[tuple[str, ObjectInfo]] | None = None
 
     async def run(self) -> None:
@@ -56,7 +57,8 @@ class MetaFetcher:
         finally:
             self._send = None
             for ev in self._pending.values():
-                ev.set()
+                if ev is not None:
+                    ev.set()
             self._pending.clear()
 
     def page_arrived(self, dir_path: str, dir_prefix: str, page: ListPage, *, fetch: bool,
@@ -83,14 +85,17 @@ class MetaFetcher:
         node = self.tree.at(path)
         if node is not None and (node.entry_id is not None or node.is_dir):
             return
-        self._pending[path] = trio.Event()
+        self._pending[path] = None
         self._send.send_nowait((path, info))
 
     async def wait(self, path: str) -> None:
         """Return when no fetch of ``path`` is under way."""
-        ev = self._pending.get(path)
-        if ev is not None:
-            await ev.wait()
+        if path not in self._pending:
+            return
+        ev = self._pending[path]
+        if ev is None:
+            ev = self._pending[path] = trio.Event()
+        await ev.wait()
 
     async def _worker(self, receive: trio.MemoryReceiveChannel[tuple[str, ObjectInfo]]) -> None:
         async for path, listed in receive:
