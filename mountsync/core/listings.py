@@ -4,11 +4,11 @@ A directory is listed from the bucket (merged with the journal: local state
 wins, tombstoned names are hidden) at most once per ``--metadata-ttl``;
 concurrent listings of one directory are one request (``_listing``). A lookup
 of a known name after the TTL lists the directory again (one LIST page; in the
-background when the directory holds more than ``RELIST_MAX`` names; a HEAD of
-that name when the TTL is 0). Attributes come from object metadata: the persistent metadata
-cache (key + ETag + LastModified) or a HEAD, queued concurrently for the
-objects of a ``readdir`` listing (``core.metafetch``); a version already seen
-is never HEADed again. Nodes are made and detached through the ``Tree``;
+background, spaced by what its listing took (``relist_due``), when it holds more
+than ``RELIST_MAX`` names; a HEAD of that name when the TTL is 0). Attributes come
+from object metadata: the persistent metadata cache (key + ETag + LastModified)
+or a HEAD, queued concurrently for the objects of a ``readdir`` listing
+(``core.metafetch``); a version already seen is never HEADed again. Nodes are made and detached through the ``Tree``;
 ``Listings`` owns the directory handles of ``opendir`` (``dir_handles``), the
 listings under way and the set of invalid keys already logged.
 
@@ -37,7 +37,7 @@ from ..events import InvalidateEntry
 from . import symlinks
 from .context import Background, CoreContext, log
 from .metafetch import MetaFetcher
-from .namespace import LocalChild, RemoteChild, merge_children, parse_listing
+from .namespace import LocalChild, RemoteChild, merge_children, parse_listing, relist_due
 from .nodes import MAX_ABSENT_NAMES, Attr, HandleTable, Node, NoEntry
 from .tree import Tree
 
@@ -58,6 +58,7 @@ class Listings:
         self._invalid_logged: set[str] = set()
         self.meta = MetaFetcher(ctx, tree)
         self._listing: dict[int, trio.Event] = {}  # directory inode → set when its listing ends
+        self._took: dict[int, float] = {}  # directory inode → seconds its last listing took
         self.background = background  # runs revalidations of big directories, while serving
 
     def _on_invalid(self, key: str, why: str) -> None:
@@ -90,8 +91,7 @@ class Listings:
         """What ``readdir`` shows. A directory of more than ``RELIST_MAX`` names whose
         listing is older than the TTL is shown as last listed while one listing revalidates
         it in the background (the next ``readdir`` shows the result): relisting 10,000
-        names takes ten LIST pages, which ``ls`` should not wait for. Smaller directories
-        are relisted first (one request). Lookups of single names are not affected."""
+        names takes ten LIST pages, which ``ls`` should not wait for; smaller ones first."""
         if (d.children is not None and len(d.children) > RELIST_MAX and self.ctx.opt.metadata_ttl > 0
                 and not self._fresh(d) and self.background.running):
             self._revalidate_soon(d)
@@ -99,7 +99,8 @@ class Listings:
         return await self.ensure_listed(d, fetch_meta=True)
 
     def _revalidate_soon(self, d: Node) -> None:
-        if d.ino not in self._listing:
+        if relist_due(d.listed_at, self._took.get(d.ino, 0.0), self.ctx.opt.metadata_ttl,
+                      trio.current_time()) and d.ino not in self._listing:
             self.background.start_soon(self._revalidate, d)
 
     async def _revalidate(self, d: Node) -> None:
@@ -117,6 +118,7 @@ class Listings:
         # as the version before it: what the journal held for each name when it started
         before = self._journal_state(d)
         known: dict[str, CachedMeta | None] = {}
+        started = trio.current_time()
 
         def on_page(page: ListPage) -> None:
             self.meta.page_arrived(d.path, dir_prefix, page, fetch=fetch_meta, known=known)
@@ -195,6 +197,7 @@ class Listings:
                 self.ctx.events.publish(InvalidateEntry(d.ino, name))  # the kernel forgets the name too
         d.children = new
         d.listed_at = trio.current_time()
+        self._took[d.ino] = d.listed_at - started
         d.listed = True
         if marker or remote:
             d.remote = True
@@ -313,11 +316,10 @@ class Listings:
         A directory is listed in full once; after the TTL, a lookup lists it again
         when it fits in one LIST page (so `ls -l` revalidates with one request). In a
         bigger directory a name whose own attributes are older than the TTL is shown as
-        last known while one background listing revalidates the whole directory (a
-        listing of 100,000 names outlives the TTL: a HEAD per name, waited for, made
-        `ls -l` minutes slower); opening a file still revalidates that file. With a TTL
-        of 0 the lookup asks the bucket about that one name (HEAD, and a one-key LIST
-        when there is no object). ``readdir`` relists.
+        last known while one background listing revalidates the whole directory (a HEAD
+        per name, waited for, made `ls -l` of 100,000 names minutes slower); opening a
+        file still revalidates it. With a TTL of 0 the lookup asks the bucket about that
+        one name (HEAD, and a one-key LIST when there is no object).
 
         A name that is not there is trusted to stay away for ``--negative-metadata-ttl``
         (from the listing, or from the last time this name was asked about); after

@@ -9,6 +9,7 @@ and "after the TTL" are states, not timings."""
 from __future__ import annotations
 
 import stat
+import threading
 import time
 
 import trio
@@ -17,6 +18,7 @@ import trio.testing
 from mountsync.backend.faulty import FaultyStore
 from mountsync.backend.memory import MemoryStore
 from mountsync.core.listings import RELIST_MAX
+from mountsync.core.namespace import RELIST_SPACING
 from tests.support.rig import ROOT_INO, run_rig, wait_until
 
 N = 1000
@@ -182,5 +184,61 @@ def test_lookups_in_a_big_directory_after_the_ttl_relist_it_once_not_head_each_n
         assert requests["list"] == -(-n // 1000), requests  # one listing of the directory
         a = await rig.fs.lookup(d, "o00007")
         assert a.size == 7 and stat.S_IMODE(a.mode) == 0o600 and a.uid == 7
+
+    run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
+
+
+def test_a_big_directory_whose_listing_takes_long_is_not_relisted_back_to_back(tmp_path):
+    """The background relisting of a big directory is spaced by what its listing took: on
+    moto, listing 100,000 names takes minutes, and while `ls -l` looked each name up after
+    the TTL the directory was relisted again as soon as each relisting ended, competing
+    with the metadata HEADs for the server (the bench's `ls -l` of 100,000 objects took
+    22 minutes). A relisting is due once the listing is older than the TTL and than
+    RELIST_SPACING times what it took."""
+    store = MemoryStore("b")
+    n = RELIST_MAX + 200
+    for i in range(n):
+        store.put(f"big/o{i:05d}", b"x", _meta(0o640))
+    clock = trio.testing.MockClock()
+    gate = threading.Event()
+    original = store.list_page
+
+    def slow_list(prefix, *args, **kwargs):
+        if prefix == "big/" and not gate.is_set():
+            gate.wait(60)  # the test moves the clock on while the first page is "on the wire"
+        return original(prefix, *args, **kwargs)
+
+    store.list_page = slow_list  # type: ignore[method-assign]
+    took = 100.0
+
+    async def settle(pred) -> bool:
+        for _ in range(3000):  # real time, up to 60 s: the mock clock stands still meanwhile
+            if pred():
+                return True
+            await trio.to_thread.run_sync(time.sleep, 0.02)
+        return pred()
+
+    async def body(rig):
+        d = await rig.ino("big")
+        got: dict[str, object] = {}
+
+        async def first_ls() -> None:
+            got["first"] = await _ls_l(rig, "big")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first_ls)
+            await trio.testing.wait_all_tasks_blocked()
+            clock.jump(took)
+            gate.set()
+        assert len(got["first"]) == n  # type: ignore[arg-type]
+        clock.jump(TTL + 1)
+        store.stats.reset()
+        for i in range(n):  # after the TTL, a lookup of every name, as `ls -l` does
+            await rig.fs.lookup(d, f"o{i:05d}")
+        await trio.to_thread.run_sync(time.sleep, 0.5)  # room for a background listing to start
+        assert "list" not in _requests(store), _requests(store)
+        clock.jump(RELIST_SPACING * took)
+        await rig.fs.lookup(d, "o00001")
+        assert await settle(lambda: _requests(store).get("list") == -(-n // 1000)), _requests(store)
 
     run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
