@@ -214,6 +214,14 @@ class _Db:
                 raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
             raise
 
+    def executemany(self, sql: str, rows) -> None:
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
+            raise
+
     def update_row(self, table: str, key_col: str, key: object, changes: dict[str, Any]) -> None:
         """``UPDATE table SET col = ?, ... WHERE key_col = key`` for the columns in ``changes``
         (table and column names come from this code, never from file or user data)."""
@@ -253,6 +261,10 @@ class Journal(SideRows):
         self.created = Creations(self._db)  # the objects this cache dir created (cache.creations)
 
     def close(self) -> None:
+        try:
+            self.object_meta.flush()
+        except (OSError, sqlite3.Error) as exc:  # a cache: the objects are HEADed again
+            log.warning("the metadata cache's last rows were not saved: %s", exc)
         self._db.close()
 
     @contextlib.contextmanager
