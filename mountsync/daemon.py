@@ -39,6 +39,7 @@ from .config import MountConfig
 from .errors import UserError
 from .events import EventBus, InvalidateEntry, InvalidateInode
 from .fuse import adapter as fuse
+from .malloc_arenas import limit_malloc_arenas
 from .stack import Stack
 
 log = logging.getLogger("mountsync")
@@ -247,6 +248,7 @@ class Daemon:
         self.watcher: ChangeWatcher | None = None  # --notify: applies the bucket's change notifications
 
     def prepare(self) -> None:
+        limit_malloc_arenas()  # before any thread: see mountsync.malloc_arenas
         clear_dead_mount(self.config.mountpoint)
         check_mountpoint(self.config.mountpoint)
         if self.store is None:

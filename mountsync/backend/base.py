@@ -98,7 +98,7 @@ class UnreachableError(TransientError):
 # ---------------------------------------------------------------- data types
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """What the store knows of one object.
 
