@@ -49,6 +49,15 @@ async def _ls_l(rig, path: str = "d") -> dict[str, object]:
     return out
 
 
+async def _settle(pred) -> bool:
+    """Wait for ``pred`` in real time (up to 60 s): the mock clock stands still meanwhile."""
+    for _ in range(3000):
+        if pred():
+            return True
+        await trio.to_thread.run_sync(time.sleep, 0.02)
+    return pred()
+
+
 def _requests(store: MemoryStore) -> dict[str, int]:
     return {op: n for op, n in store.stats.requests.items() if n}
 
@@ -157,13 +166,6 @@ def test_lookups_in_a_big_directory_after_the_ttl_relist_it_once_not_head_each_n
         store.put(f"big/o{i:05d}", b"x", _meta(0o640))
     clock = trio.testing.MockClock()
 
-    async def settle(pred) -> bool:
-        for _ in range(3000):  # real time, up to 60 s: the mock clock stands still meanwhile
-            if pred():
-                return True
-            await trio.to_thread.run_sync(time.sleep, 0.02)
-        return pred()
-
     async def body(rig):
         first = await _ls_l(rig, "big")
         assert len(first) == n
@@ -177,8 +179,8 @@ def test_lookups_in_a_big_directory_after_the_ttl_relist_it_once_not_head_each_n
             a = await rig.fs.lookup(d, f"o{i:05d}")
             sizes[f"o{i:05d}"] = a.size
         assert sizes["o00007"] == 1  # as last known, not waited for
-        assert await settle(lambda: big.children is not None and big.children["o00007"].size == 7)
-        assert await settle(lambda: "head" in _requests(store))  # the changed object's metadata
+        assert await _settle(lambda: big.children is not None and big.children["o00007"].size == 7)
+        assert await _settle(lambda: "head" in _requests(store))  # the changed object's metadata
         requests = _requests(store)
         assert requests["head"] == 1, requests  # the changed object only
         assert requests["list"] == -(-n // 1000), requests  # one listing of the directory
@@ -211,13 +213,6 @@ def test_a_big_directory_whose_listing_takes_long_is_not_relisted_back_to_back(t
     store.list_page = slow_list  # type: ignore[method-assign]
     took = 100.0
 
-    async def settle(pred) -> bool:
-        for _ in range(3000):  # real time, up to 60 s: the mock clock stands still meanwhile
-            if pred():
-                return True
-            await trio.to_thread.run_sync(time.sleep, 0.02)
-        return pred()
-
     async def body(rig):
         d = await rig.ino("big")
         got: dict[str, object] = {}
@@ -239,6 +234,6 @@ def test_a_big_directory_whose_listing_takes_long_is_not_relisted_back_to_back(t
         assert "list" not in _requests(store), _requests(store)
         clock.jump(RELIST_SPACING * took)
         await rig.fs.lookup(d, "o00001")
-        assert await settle(lambda: _requests(store).get("list") == -(-n // 1000)), _requests(store)
+        assert await _settle(lambda: _requests(store).get("list") == -(-n // 1000)), _requests(store)
 
     run_rig(body, tmp_path, store, mock_clock=clock, metadata_ttl=TTL)
