@@ -206,21 +206,23 @@ class _Db:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def execute(self, sql: str, params=()):
+    @staticmethod
+    @contextlib.contextmanager
+    def _disk_full_as_enospc() -> Iterator[None]:
         try:
-            return self.conn.execute(sql, params)
+            yield
         except sqlite3.OperationalError as exc:
             if "full" in str(exc):
                 raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
             raise
 
+    def execute(self, sql: str, params=()):
+        with self._disk_full_as_enospc():
+            return self.conn.execute(sql, params)
+
     def executemany(self, sql: str, rows) -> None:
-        try:
+        with self._disk_full_as_enospc():
             self.conn.executemany(sql, rows)
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
-                raise OSError(errno.ENOSPC, "cache disk is full (journal)") from exc
-            raise
 
     def update_row(self, table: str, key_col: str, key: object, changes: dict[str, Any]) -> None:
         """``UPDATE table SET col = ?, ... WHERE key_col = key`` for the columns in ``changes``
@@ -393,15 +395,12 @@ class Journal(SideRows):
         return [(i, size) for i, size in rows]
 
     def unsettled_ids(self) -> list[int]:
+        """Ids of the entries not yet settled (``Entry.settled``)."""
         return [i for (i,) in self._db.execute("SELECT id FROM entries WHERE settled = 0")]
 
     def entry_ids(self) -> set[int]:
         """The id of every entry: one query, for start-up sweeps over many data files."""
         return {i for (i,) in self._db.execute("SELECT id FROM entries")}
-
-    def unsettled(self) -> list[Entry]:
-        rows = self._db.execute("SELECT * FROM entries WHERE settled = 0").fetchall()
-        return [_row_to_entry(r) for r in rows]
 
     def with_multipart(self) -> list[Entry]:
         rows = self._db.execute("SELECT * FROM entries WHERE mpu_id IS NOT NULL").fetchall()

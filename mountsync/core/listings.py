@@ -8,9 +8,9 @@ background, spaced by what its listing took (``relist_due``), when it holds more
 than ``RELIST_MAX`` names; a HEAD of that name when the TTL is 0). Attributes come
 from object metadata: the persistent metadata cache (key + ETag + LastModified)
 or a HEAD, queued concurrently for the objects of a ``readdir`` listing
-(``core.metafetch``); a version already seen is never HEADed again. Nodes are made and detached through the ``Tree``;
-``Listings`` owns the directory handles of ``opendir`` (``dir_handles``), the
-listings under way and the set of invalid keys already logged.
+(``core.metafetch``); a version already seen is never HEADed again. Nodes are made
+and detached through the ``Tree``; ``Listings`` owns the directory handles of
+``opendir`` (``dir_handles``), the listings under way and the invalid keys logged.
 
 Everything runs on the trio thread. A listing or HEAD awaits the bucket, so
 each of them re-checks after the await what it is about to change (the parent

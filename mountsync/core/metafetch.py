@@ -16,8 +16,9 @@ Everything runs on the trio thread. The workers run in the nursery of ``run``
 (started by ``Stack.run_background``); without it nothing is queued and
 lookups HEAD by themselves. ``_pending`` holds the paths queued or being fetched,
 each with the event set when its fetch ends (done, skipped or failed), made only
-when a lookup waits for it (100,000 listed names would hold 100,000 events); the fetch only writes the metadata cache
-and adopts the result on the node still waiting for that version.
+when a lookup waits for it (100,000 listed names would hold 100,000 events). The
+fetch only writes the metadata cache and adopts the result on the node still
+waiting for that version.
 """
 
 from __future__ import annotations
