@@ -18,16 +18,26 @@ from bench.context import Ctx
 from bench.systems import BenchError, Mounted, is_mounted, pid_alive, wait_until
 
 Sample = dict[tuple[str, str], tuple[float, str | None]]
+Errors = dict[tuple[str, str], str]  # (row, system) -> why that cell has no value
+
+
+class ListingOverran(BenchError):
+    """One ``ls -l`` ran past its bound (the listing was killed)."""
 
 
 def ls_rows(counts: tuple[int, ...]) -> list[str]:
     return [f"ls_{kind}_{n}" for n in counts for kind in ("cold", "warm", "warm10")]
 
 
-def _ls(ctx: Ctx, path: Path, n: int) -> float:
+def _ls(ctx: Ctx, path: Path, n: int, bound: float | None = None) -> float:
+    """Seconds ``ls -l path`` takes; BenchError if it fails, lists other than ``n`` or overruns ``bound``."""
+    limit = ctx.remaining() if bound is None else min(bound, ctx.remaining())
     t0 = time.perf_counter()
-    r = subprocess.run(["ls", "-l", str(path)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=ctx.remaining(), check=False)
+    try:
+        r = subprocess.run(["ls", "-l", str(path)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=limit, check=False)
+    except subprocess.TimeoutExpired:
+        raise ListingOverran(f"`ls -l` overran {limit:.0f} s") from None
     t = time.perf_counter() - t0
     if r.returncode != 0:
         raise BenchError(f"ls -l exited {r.returncode}: {r.stderr.strip()[:120]}")
@@ -48,13 +58,19 @@ def make_native_listing(ctx: Ctx) -> Path:
     return root
 
 
-def listing_all(ctx: Ctx, systems: list[str]) -> tuple[Sample, dict[str, str]]:
+def listing_all(ctx: Ctx, systems: list[str],
+                failed: frozenset[tuple[str, str]] = frozenset()) -> tuple[Sample, dict[str, str], Errors]:
     """One sample of every system: cold, warm, then (after one shared wait) warm again.
 
-    Returns the values and, per system, the error that stopped it (its later rows are skipped).
+    Each ``ls -l`` is bounded by ``sizes.listing_timeout``; one that overruns fails
+    its (row, system) only and the system goes on with its next listing. Cells in
+    ``failed`` (rows of systems that failed in an earlier sample) are not listed
+    again: a failed cell stays failed. Returns the values, per system the error
+    that stopped it (its later rows are skipped), and the rows that failed alone.
     """
     out: Sample = {}
     errors: dict[str, str] = {}
+    row_errors: Errors = {}
     counts = ctx.sizes.ls_counts
     mounts: dict[str, Mounted | Path] = {}
     if "raw" in systems:
@@ -84,7 +100,15 @@ def listing_all(ctx: Ctx, systems: list[str]) -> tuple[Sample, dict[str, str]]:
                     m = mounts[system]
                     root = m if isinstance(m, Path) else m.path
                     for n in counts:
-                        out[(f"ls_{kind}_{n}", system)] = (_ls(ctx, root / f"d{n}", n), None)
+                        row = f"ls_{kind}_{n}"
+                        if (row, system) in failed or (row, system) in row_errors:
+                            continue
+                        try:
+                            out[(row, system)] = (_ls(ctx, root / f"d{n}", n, ctx.sizes.listing_timeout), None)
+                        except ListingOverran as exc:
+                            if ctx.remaining() <= 0:
+                                raise
+                            row_errors[(row, system)] = str(exc)
                 except Exception as exc:  # noqa: BLE001 - recorded
                     errors[system] = str(exc) or type(exc).__name__
     finally:
@@ -94,7 +118,7 @@ def listing_all(ctx: Ctx, systems: list[str]) -> tuple[Sample, dict[str, str]]:
                     ctx.unmount(m)
                 except Exception as exc:  # noqa: BLE001 - recorded
                     errors.setdefault(system, f"unmount: {exc}")
-    return out, errors
+    return out, errors, row_errors
 
 
 def remount_pending(ctx: Ctx, system: str) -> Sample:

@@ -45,12 +45,18 @@ class Sizes:
     warm_wait: float = 10.0
     samples: int = 3
     timeout: float = 600.0  # one sample of one system
+    # one sample of a peer (rclone, s3fs) and one `ls -l` of any system: the peers are
+    # references, not subjects, and their slowest cases (s3fs creating files, rclone
+    # listing with 20 ms latency) would otherwise make one full run longer than a session
+    peer_timeout: float = 180.0
+    listing_timeout: float = 90.0
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(big=16 * MiB, small_count=50, ls_counts=(100, 500), rand_object=32 * MiB, pending=100,
                    rss_list=2000, append_base=32 * MiB, append_size=4 * MiB, tar_files=50, git_files=40,
-                   git_commits=3, rename_files=100, warm_wait=10.0, samples=1, timeout=20.0)
+                   git_commits=3, rename_files=100, warm_wait=10.0, samples=1, timeout=20.0,
+                   peer_timeout=20.0, listing_timeout=20.0)
 
 
 @dataclass

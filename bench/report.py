@@ -178,7 +178,10 @@ def render_markdown(meta: Mapping, groups: Sequence[Group], results: Mapping[Key
         ("- \"Until in the bucket\": HEAD/LIST polling of moto every 50–250 ms. Peak RSS: `VmHWM` of the "
         "daemon's /proc/PID/status. \"Cold\" native reads evict the file from the page cache first "
         "(`posix_fadvise DONTNEED`); native `ls -l` is never cold."),
-        "- A sample that fails or overruns its time bound is shown as ✗ with the reason; the run goes on.",
+        "- A sample that fails or overruns its time bound is shown as ✗ with the reason; the run goes on, "
+        "and a failed cell is not sampled again (it would stay failed). Bounds (full run): 600 s per sample of "
+        "raw and mountsync, 180 s per sample of a peer (rclone, s3fs: references, not subjects, whose slowest "
+        "cases would make one run longer than the time it has), 90 s per `ls -l` in the listing cases.",
         "",
         "## Machine and versions",
         "",

@@ -40,6 +40,7 @@ from bench.systems import ALL_SYSTEMS, BenchError, Env, versions
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = {"loopback": 0.0, "latency": 0.020}
 WRITE_BACK_DELAY = 1.0
+PEER_SYSTEMS = ("rclone", "s3fs")  # bounded by Sizes.peer_timeout per sample
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -196,14 +197,27 @@ class Runner:
                         self._listing(ctx, group, wanted, units)
                         continue
                     for system in wanted:
+                        if self.failed_before(profile, group, system):
+                            print(f"  {system}: skipped (failed in an earlier sample)", flush=True)
+                            continue
                         self._one(ctx, group, system, units)
         finally:
             ctx.kill_all()
             proxy.close()
 
+    def failed(self, profile: str, group: Group) -> frozenset[tuple[str, str]]:
+        """(row, system) cells of ``group`` in ``profile`` that already failed."""
+        rows = {r.id for r in group.rows}
+        return frozenset((row, system) for (p, row, system), r in self.results.items()
+                         if p == profile and row in rows and r.error is not None)
+
+    def failed_before(self, profile: str, group: Group, system: str) -> bool:
+        """A failed cell stays failed (``Result.value``): more samples of that system would only cost time."""
+        return any(s == system for _, s in self.failed(profile, group))
+
     def _one(self, ctx: Ctx, group: Group, system: str, units: dict[str, str]) -> None:
         t0 = time.monotonic()
-        bound = group.timeout or self.sizes.timeout
+        bound = group.timeout or (self.sizes.peer_timeout if system in PEER_SYSTEMS else self.sizes.timeout)
         ctx.deadline = t0 + bound
         try:
             out = bounded(lambda: group.sample(ctx, system), bound + 30, ctx.kill_all)
@@ -221,8 +235,12 @@ class Runner:
     def _listing(self, ctx: Ctx, group: Group, systems: list[str], units: dict[str, str]) -> None:
         budget = self.sizes.timeout * max(1, len(systems))
         ctx.deadline = time.monotonic() + budget
+        failed = self.failed(ctx.profile, group)
+        systems = [s for s in systems if not all((r.id, s) in failed for r in group.rows)]
+        row_errors: dict[tuple[str, str], str] = {}
         try:
-            out, errors = bounded(lambda: cases_meta.listing_all(ctx, systems), budget + 30, ctx.kill_all)
+            out, errors, row_errors = bounded(lambda: cases_meta.listing_all(ctx, systems, failed), budget + 30,
+                                              ctx.kill_all)
         except Exception as exc:  # noqa: BLE001 - recorded
             out, errors = {}, {s: _reason(exc) for s in systems}
         finally:
@@ -230,6 +248,9 @@ class Runner:
             ctx.clean_samples()
         for (row, label), (value, note) in out.items():
             self.record(ctx.profile, row, label, units[row], value, note)
+        for (row, system), reason in row_errors.items():
+            print(f"  {system}: {row} FAILED {reason}", flush=True)
+            self.record(ctx.profile, row, system, units[row], error=reason)
         for system, reason in errors.items():
             self.fail(ctx.profile, group, system, reason)
         print("  " + ", ".join(f"{row}/{label}={v:.3g}" for (row, label), (v, _) in out.items()), flush=True)
