@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_profile(profile, base, chosen)
     except KeyboardInterrupt:
         print("bench: interrupted; writing what was measured", file=sys.stderr)
+        meta["kind"] += ", stopped before the end (interrupted): groups not reached show as not measured"
     finally:
         if moto is not None:
             moto.terminate()
