@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.cases import Group, Row
+from bench.context import Sizes
 from bench.stats import Key, Result, Verdict, evaluate, fmt_ratio, fmt_value, ratio
+
+FULL = Sizes()  # the full run's sizes and bounds, named in the method text
 
 COLUMNS = ("native", "raw", "mountsync", "rclone", "s3fs")
 
@@ -179,9 +182,10 @@ def render_markdown(meta: Mapping, groups: Sequence[Group], results: Mapping[Key
         "daemon's /proc/PID/status. \"Cold\" native reads evict the file from the page cache first "
         "(`posix_fadvise DONTNEED`); native `ls -l` is never cold."),
         "- A sample that fails or overruns its time bound is shown as ✗ with the reason; the run goes on, "
-        "and a failed cell is not sampled again (it would stay failed). Bounds (full run): 600 s per sample of "
-        "raw and mountsync, 180 s per sample of a peer (rclone, s3fs: references, not subjects, whose slowest "
-        "cases would make one run longer than the time it has), 90 s per `ls -l` in the listing cases.",
+        f"and a failed cell is not sampled again (it would stay failed). Bounds (full run): {FULL.timeout:g} s "
+        f"per sample of raw and mountsync, {FULL.peer_timeout:g} s per sample of a peer (rclone, s3fs: "
+        "references, not subjects, whose slowest cases would make one run longer than the time it has), "
+        f"{FULL.listing_timeout:g} s per `ls -l` in the listing cases.",
         "",
         "## Machine and versions",
         "",
