@@ -48,8 +48,11 @@ class Sizes:
     # one sample of a peer (rclone, s3fs) and one `ls -l` of any system: the peers are
     # references, not subjects, and their slowest cases (s3fs creating files, rclone
     # listing with 20 ms latency) would otherwise make one full run longer than a session
-    peer_timeout: float = 180.0
+    peer_timeout: float = 90.0
     listing_timeout: float = 90.0
+    # the remount case waits for all its pending uploads (3-4 minutes of mountsync
+    # uploading) in this many samples only; the later samples time "until usable"
+    upload_wait_samples: int = 1
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -75,6 +78,7 @@ class Ctx:
     tar_archive: Path
     git_repo: Path
     deadline: float = 0.0
+    sample: int = 0  # which sample of the group is running (0-based; set by the runner)
     active: list[Mounted] = field(default_factory=list)
     _n: int = 0
 

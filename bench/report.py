@@ -174,7 +174,10 @@ def render_markdown(meta: Mapping, groups: Sequence[Group], results: Mapping[Key
         "and, in the latency profile, sleeps before forwarding each request. Set-up and \"is it in the "
         "bucket yet\" polling go to moto directly and are not counted."),
         (f"- Each cell is the median of {meta.get('samples', '?')} sample(s) (the peak-RSS rows: one sample, "
-        "loopback only: memory, not time); every sample uses a fresh mount "
+        "loopback only: memory, not time; remount \"until all uploaded\": the first "
+        f"{FULL.upload_wait_samples} sample(s), the others time \"until usable\" and stop there; "
+        "`ls -l` of the bigger listing: raw is one LIST pass only, its HEADs are measured on the smaller "
+        "one, the target's reference); every sample uses a fresh mount "
         "and a fresh cache dir (and, for writes, a fresh bucket). Times are wall-clock from the first "
         "operation. In brackets after a time: the ratio to the system the row's target refers to "
         "(native or raw), else to native, else to the best raw figure."),

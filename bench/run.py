@@ -193,6 +193,7 @@ class Runner:
                 samples = min(self.sizes.samples, group.max_samples or self.sizes.samples)
                 for i in range(samples):
                     print(f"[{profile}] {group.name} sample {i + 1}/{samples}", flush=True)
+                    ctx.sample = i
                     if group.sample is None:
                         self._listing(ctx, group, wanted, units)
                         continue
