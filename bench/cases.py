@@ -46,7 +46,7 @@ def groups(sizes: Sizes, write_back_delay: float = 1.0) -> list[Group]:
     ls_rows: list[Row] = []
     for n in sizes.ls_counts:
         cold_targets: list[Target] = []
-        if n == min(sizes.ls_counts):  # the targets are on the smaller listing
+        if n == sizes.target_listing:
             heads = Ref(f"ls_cold_{n}", "raw/LIST+HEADs", 2)
             cold_targets = [Target("≤ 2× raw LIST + 16 concurrent HEADs", refs=(heads,)),
                             Target("< 3 s", limit=3.0, strict=True, profiles=("latency",))]

@@ -80,7 +80,7 @@ def listing_all(ctx: Ctx, systems: list[str],
                 if len(keys) != n:
                     raise BenchError(f"LIST returned {len(keys)} of {n} keys")
                 out[(f"ls_cold_{n}", "raw/LIST")] = (t_list, None)
-                if n == min(counts):  # the target's reference; 10,000 HEADs would add minutes a sample
+                if n == ctx.sizes.target_listing:  # HEADs of the bigger one: minutes a sample
                     out[(f"ls_cold_{n}", "raw/LIST+HEADs")] = (ctx.raw.list_and_heads(ctx.list_bucket, f"d{n}/"),
                                                                None)
         except Exception as exc:  # noqa: BLE001 - recorded

@@ -54,6 +54,12 @@ class Sizes:
     # uploading) in this many samples only; the later samples time "until usable"
     upload_wait_samples: int = 1
 
+    @property
+    def target_listing(self) -> int:
+        """The listing the issue's cold `ls -l` targets are on (the smaller one): raw's
+        LIST + HEADs, their reference, is measured on it only."""
+        return min(self.ls_counts)
+
     @classmethod
     def quick(cls) -> Sizes:
         return cls(big=16 * MiB, small_count=50, ls_counts=(100, 500), rand_object=32 * MiB, pending=100,

@@ -5,11 +5,12 @@ microseconds of handover and a wake-up of the loop, paid per FUSE request. What 
 block for long hops (store requests, fsync, copying a whole cache file); what is
 bounded by one FUSE request stays on the trio thread: ``pread``/``pwrite`` of at most
 128 KiB of the cache file (page-cache speed) and the journal's small commits (no
-fsync, docs/DURABILITY.md). So the common requests on known, cached data make no hop. The counter wraps
-``trio.to_thread.run_sync`` and counts the hops made by the task running one operation
-(a context variable marks it; background tasks started earlier, such as the
-reconciler, are not counted). The bounds are today's counts: a change that adds a hop
-to one of these paths fails here and says which.
+fsync, docs/DURABILITY.md). So the common requests on known, cached data make no hop.
+
+The counter wraps ``trio.to_thread.run_sync`` and counts the hops made by the task
+running one operation (a context variable marks it; background tasks started earlier,
+such as the reconciler, are not counted). The expected counts are today's: a change
+that adds a hop to one of these paths fails here and says which.
 """
 
 from __future__ import annotations
